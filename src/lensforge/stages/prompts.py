@@ -1,0 +1,34 @@
+"""prompts stage: HatCat synsets + experiential prompts -> ranked prompt pool with grouped splits."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lensforge import artifacts, hatcat, paths, prompts
+from lensforge.params import Params
+
+log = logging.getLogger(__name__)
+
+
+def run(params: Params, *, root: Path) -> None:
+    simplexes = params.data.simplexes
+    synsets = hatcat.synset_table(
+        hatcat.load_synsets(paths.under(root, paths.SYNSETS[params.data.synsets])), simplexes
+    )
+    experiential = hatcat.load_experiential(paths.under(root, paths.EXPERIENTIAL_PROMPTS))
+    experiential = experiential[experiential["simplex"].isin(simplexes)]
+
+    pool = prompts.build_pool(synsets, experiential, params.prompts)
+
+    with artifacts.atomic_dir(paths.under(root, paths.PROMPTS_DIR)) as out_dir:
+        pool.to_csv(out_dir / paths.PROMPT_POOL.name, index=False)
+    summary = prompts.pool_summary(pool)
+    summary["pool_sha256"] = artifacts.file_sha256(paths.under(root, paths.PROMPT_POOL))
+    artifacts.write_json(paths.under(root, paths.PROMPTS_METRICS), summary)
+    log.info(
+        "prompt pool: %d prompts for %d simplexes (%s)",
+        len(pool),
+        len(simplexes),
+        ", ".join(f"{s}={int((pool['simplex'] == s).sum())}" for s in simplexes),
+    )
