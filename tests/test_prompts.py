@@ -61,9 +61,15 @@ def test_templates_fill_lemmas_with_spaces_and_lowered_definitions():
 
 
 def test_synset_prompts_are_distinct_ranked_and_deterministic_for_a_seed():
-    first = prompts.synset_prompts(["joy"], "delight", n_prompts=20, behavioral_ratio=0.6, seed=3, where="x")
-    again = prompts.synset_prompts(["joy"], "delight", n_prompts=20, behavioral_ratio=0.6, seed=3, where="x")
-    other = prompts.synset_prompts(["joy"], "delight", n_prompts=20, behavioral_ratio=0.6, seed=4, where="x")
+    first = prompts.synset_prompts(
+        ["joy"], "delight", n_prompts=20, behavioral_ratio=0.6, seed=3, where="x"
+    )
+    again = prompts.synset_prompts(
+        ["joy"], "delight", n_prompts=20, behavioral_ratio=0.6, seed=3, where="x"
+    )
+    other = prompts.synset_prompts(
+        ["joy"], "delight", n_prompts=20, behavioral_ratio=0.6, seed=4, where="x"
+    )
     assert first == again
     assert first != other
     assert len({text for _, text in first}) == 20
@@ -72,7 +78,9 @@ def test_synset_prompts_are_distinct_ranked_and_deterministic_for_a_seed():
 
 def test_synset_prompts_refuse_a_synset_that_cannot_make_enough_distinct_prompts():
     with pytest.raises(DataError, match="enough distinct prompts"):
-        prompts.synset_prompts(["joy"], "delight", n_prompts=500, behavioral_ratio=0.6, seed=0, where="joy#0")
+        prompts.synset_prompts(
+            ["joy"], "delight", n_prompts=500, behavioral_ratio=0.6, seed=0, where="joy#0"
+        )
 
 
 def test_allocate_uses_largest_remainder_and_gives_every_split_a_group():
@@ -89,7 +97,9 @@ def test_minority_boost_gives_neutral_enough_rows_for_median_target():
     assert per_pole == {"negative": 9, "neutral": 55, "positive": 8}
     # median_target with base 5 needs ceil(87 * 5 / 13) = 34 neutral prompts per synset
     assert per_pole["neutral"] >= 34
-    flat = prompts.prompts_per_synset({"negative": 87, "neutral": 13}, per_synset=8, minority_boost=False)
+    flat = prompts.prompts_per_synset(
+        {"negative": 87, "neutral": 13}, per_synset=8, minority_boost=False
+    )
     assert flat == {"negative": 8, "neutral": 8}
 
 
@@ -132,7 +142,9 @@ def test_validation_and_test_synsets_get_per_synset_prompts_and_train_is_boosted
 
 
 def test_experiential_prompts_are_their_own_groups_with_rank_zero():
-    pool = prompts.build_pool(_synsets({"negative": 6, "neutral": 6, "positive": 6}), _experiential(), _params())
+    pool = prompts.build_pool(
+        _synsets({"negative": 6, "neutral": 6, "positive": 6}), _experiential(), _params()
+    )
     exp = pool[pool["kind"] == "experiential"]
     assert len(exp) == 15
     assert (exp["rank"] == 0).all()
@@ -149,7 +161,11 @@ def test_real_pool_splits_taste_development_neutral_synsets_8_3_2(project_root):
     synsets = hatcat.synset_table(
         hatcat.load_synsets(project_root / paths.SYNSETS["imbalanced"]), ("taste_development",)
     )
-    assert synsets.groupby("pole").size().to_dict() == {"negative": 87, "neutral": 13, "positive": 88}
+    assert synsets.groupby("pole").size().to_dict() == {
+        "negative": 87,
+        "neutral": 13,
+        "positive": 88,
+    }
     pool = prompts.build_pool(synsets, _experiential("other", 0), _params(per_synset=8))
     neutral = pool[(pool["pole"] == "neutral")].groupby("split")["synset_key"].nunique()
     assert neutral.to_dict() == {"test": 2, "train": 8, "validation": 3}

@@ -46,7 +46,9 @@ def read_index(act_dir: Path) -> pd.DataFrame:
 def read_manifest(act_dir: Path) -> dict:
     manifest_path = Path(act_dir) / paths.ACTIVATION_MANIFEST_NAME
     if not manifest_path.exists():
-        raise ArtifactError("activation manifest missing: run the activations stage", path=manifest_path)
+        raise ArtifactError(
+            "activation manifest missing: run the activations stage", path=manifest_path
+        )
     return json.loads(manifest_path.read_text(encoding="utf-8"))
 
 

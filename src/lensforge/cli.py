@@ -80,6 +80,5 @@ for _name, _help in STAGES.items():
     main.add_command(_stage_command(_name, _help))
 
 
-
 if __name__ == "__main__":
     main()

@@ -52,7 +52,9 @@ def read_json(path: Path | str) -> object:
 
 def _section(doc: object, key: str, path: Path) -> dict:
     if not isinstance(doc, dict) or not isinstance(doc.get(key), dict):
-        raise DataError(f"top level must be an object with a {key!r} object", path=path, rule="schema")
+        raise DataError(
+            f"top level must be an object with a {key!r} object", path=path, rule="schema"
+        )
     return doc[key]
 
 
@@ -98,7 +100,10 @@ def load_synsets(path: Path | str) -> pd.DataFrame:
     for source_key, entries in groups.items():
         if not isinstance(entries, list):
             raise DataError(
-                f"group {source_key!r} must be a list of synsets", path=path, row=source_key, rule="schema"
+                f"group {source_key!r} must be a list of synsets",
+                path=path,
+                row=source_key,
+                rule="schema",
             )
         for position, entry in enumerate(entries):
             if not isinstance(entry, dict):
@@ -157,9 +162,13 @@ def load_experiential(path: Path | str) -> pd.DataFrame:
                 rule="pole name",
             )
         if not isinstance(texts, list):
-            raise DataError("prompts of a pole must be a list", path=path, row=pole_name, rule="schema")
+            raise DataError(
+                "prompts of a pole must be a list", path=path, row=pole_name, rule="schema"
+            )
         for position, text in enumerate(texts):
-            rows.append({"simplex": parsed[0], "pole": parsed[1], "position": position, "text": text})
+            rows.append(
+                {"simplex": parsed[0], "pole": parsed[1], "position": position, "text": text}
+            )
     return pd.DataFrame(rows, columns=["simplex", "pole", "position", "text"])
 
 

@@ -154,7 +154,9 @@ def _convert(value: object, hint: object, key: str) -> object:
     if origin is Literal:
         if value not in get_args(hint):
             raise ParamsError(
-                f"{key} must be one of {list(get_args(hint))}, got {value!r}", row=key, rule="domain"
+                f"{key} must be one of {list(get_args(hint))}, got {value!r}",
+                row=key,
+                rule="domain",
             )
         return value
     if origin is tuple:
@@ -205,9 +207,7 @@ def _build(cls: type, raw: object, prefix: str):
         raise ParamsError(f"unknown key(s) {unknown} in {where}", row=where, rule="known keys")
     if missing:
         raise ParamsError(f"missing key(s) {missing} in {where}", row=where, rule="required keys")
-    values = {
-        n: _convert(raw[n], hints[n], f"{prefix}.{n}" if prefix else n) for n in names
-    }
+    values = {n: _convert(raw[n], hints[n], f"{prefix}.{n}" if prefix else n) for n in names}
     return cls(**values)
 
 
@@ -227,7 +227,9 @@ def parse(raw: object) -> Params:
             rule="required",
         )
     if not params.train.seeds:
-        raise ParamsError("train.seeds must list at least one seed", row="train.seeds", rule="range")
+        raise ParamsError(
+            "train.seeds must list at least one seed", row="train.seeds", rule="range"
+        )
     return params
 
 

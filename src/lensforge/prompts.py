@@ -86,9 +86,7 @@ def _clean_definition(definition: str) -> str:
     return text[:1].lower() + text[1:] if text else text
 
 
-def template_candidates(
-    lemmas: Sequence[str], definition: str
-) -> tuple[list[str], list[str]]:
+def template_candidates(lemmas: Sequence[str], definition: str) -> tuple[list[str], list[str]]:
     """All distinct (definitional, behavioural) prompts a synset's templates can make, sorted."""
     words = sorted({_clean_lemma(lemma) for lemma in lemmas if _clean_lemma(lemma)})
     meaning = _clean_definition(definition)
@@ -176,9 +174,7 @@ def allocate(n_groups: int, fractions: Sequence[float]) -> list[int]:
     return counts
 
 
-def assign_splits(
-    groups: pd.DataFrame, fractions: Sequence[float], *, seed: int
-) -> dict[str, str]:
+def assign_splits(groups: pd.DataFrame, fractions: Sequence[float], *, seed: int) -> dict[str, str]:
     """Map every group to one split, stratified by ``stratum`` (columns: group, stratum).
 
     Deterministic for a seed; a group is assigned exactly once, so no group spans two splits.
@@ -250,7 +246,10 @@ def build_pool(
     members = synsets[["simplex", "pole", "group"]].assign(family="synset")
     if params.include_experiential and not experiential.empty:
         exp = experiential.assign(
-            group="experiential:" + experiential["pole"] + ":" + experiential["position"].astype(str),
+            group="experiential:"
+            + experiential["pole"]
+            + ":"
+            + experiential["position"].astype(str),
             family="experiential",
         )
         members = pd.concat([members, exp[members.columns]], ignore_index=True)
@@ -261,7 +260,9 @@ def build_pool(
         split_of = assign_splits(strata, fractions, seed=stable_seed(params.seed, simplex))
         entries = synsets[synsets["simplex"] == simplex]
         train_counts = {
-            pole: int(((entries["pole"] == pole) & entries["group"].map(split_of).eq("train")).sum())
+            pole: int(
+                ((entries["pole"] == pole) & entries["group"].map(split_of).eq("train")).sum()
+            )
             for pole in POLES
         }
         boosted = prompts_per_synset(
@@ -286,7 +287,16 @@ def build_pool(
             for item in experiential[experiential["simplex"] == simplex].itertuples(index=False):
                 group = f"experiential:{item.pole}:{item.position}"
                 rows.append(
-                    (simplex, item.pole, group, group, "experiential", split_of[group], 0, item.text)
+                    (
+                        simplex,
+                        item.pole,
+                        group,
+                        group,
+                        "experiential",
+                        split_of[group],
+                        0,
+                        item.text,
+                    )
                 )
     pool = pd.DataFrame(
         rows, columns=["simplex", "pole", "synset_key", "group", "kind", "split", "rank", "text"]
@@ -295,7 +305,13 @@ def build_pool(
     pool.insert(
         0,
         "prompt_id",
-        pool["simplex"] + "|" + pool["pole"] + "|" + pool["synset_key"] + "|" + pool["rank"].astype(str),
+        pool["simplex"]
+        + "|"
+        + pool["pole"]
+        + "|"
+        + pool["synset_key"]
+        + "|"
+        + pool["rank"].astype(str),
     )
     return pool[POOL_COLUMNS]
 
