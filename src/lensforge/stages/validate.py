@@ -1,0 +1,49 @@
+"""validate stage: Great Expectations suites on every raw HatCat input -> metrics/validate.json.
+
+The report is written whether or not the data pass; a failure then raises ``DataError`` naming
+file, row and rule of the first failures, so the pipeline stops (exit 2, no traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lensforge import artifacts, paths, validation
+from lensforge.errors import DataError
+from lensforge.params import POLES, Params
+
+log = logging.getLogger(__name__)
+
+N_FAILURES_SHOWN = 5  # failures quoted in the error message; the report holds them all
+
+
+def run(params: Params, *, root: Path) -> None:
+    files = validation.RawFiles(
+        definitions=paths.under(root, paths.SIMPLEX_DEFINITIONS),
+        synsets=paths.under(root, paths.SYNSETS[params.data.synsets]),
+        experiential=paths.under(root, paths.EXPERIENTIAL_PROMPTS),
+    )
+    inputs = validation.load_inputs(files)
+    report = validation.validate_inputs(
+        inputs,
+        files,
+        simplexes=params.data.simplexes,
+        min_synsets_per_pole=params.validate.min_synsets_per_pole,
+        min_experiential_per_pole=params.validate.min_experiential_per_pole,
+    )
+    artifacts.write_json(paths.under(root, paths.VALIDATE_METRICS), report.to_dict())
+    if not report.success:
+        raise DataError(
+            f"{report.summary(n_shown=N_FAILURES_SHOWN)}\n"
+            f"full report: {paths.under(root, paths.VALIDATE_METRICS)}"
+        )
+    log.info(
+        "validate: %s synsets + experiential prompts pass for %s (synsets per pole: %s)",
+        params.data.synsets,
+        ", ".join(params.data.simplexes),
+        "; ".join(
+            f"{s} " + "/".join(str(report.counts[f"{s}/{pole}/n_synsets"]) for pole in POLES)
+            for s in params.data.simplexes
+        ),
+    )
