@@ -69,6 +69,7 @@ class ModelParams:
 class ActivationsParams:
     pooling: Literal["last", "mean"]
     dtype: Literal["float16", "float32"]
+    compute_dtype: Literal["float32", "bfloat16"]
     batch_size: int
     max_length: int
     shard_size: int
@@ -122,6 +123,263 @@ class EvaluateParams:
     tiers: dict[str, float]
 
 
+# --------------------------------------------------------------------------------------------
+# Adjudications branch (import_adjudications -> adjudicate -> finetune -> evaluate_adjudications)
+
+# The two tasks of the adjudication classifier and their classes, in label-id order.
+ADJUDICATION_TASKS: dict[str, tuple[str, ...]] = {
+    "sentiment": POLES,
+    "polarization": ("non_polarized", "objective", "partisan"),
+}
+
+
+def _check_class_keys(mapping: dict[str, float], task: str, key: str) -> None:
+    expected = set(ADJUDICATION_TASKS[task])
+    if set(mapping) != expected:
+        raise ParamsError(
+            f"{key} must name exactly the {task} classes {sorted(expected)}, got {sorted(mapping)}",
+            row=key,
+            rule="class keys",
+        )
+    if any(value <= 0 for value in mapping.values()):
+        raise ParamsError(f"{key} multipliers must be > 0, got {mapping}", row=key, rule="range")
+
+
+def _check_range(value: float, low: float, high: float, key: str) -> None:
+    if not low <= value <= high:
+        raise ParamsError(f"{key} must be in [{low}, {high}], got {value}", row=key, rule="range")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportItemsParams:
+    tweets: int
+    movie_reviews: int
+    nyt_editorials: int
+    amazon_reviews: int
+    debates: int
+    rotten_tomatoes: int
+
+    def __post_init__(self):
+        for name, value in dataclasses.asdict(self).items():
+            if value < 0:
+                key = f"import_adjudications.items.{name}"
+                raise ParamsError(f"{key} must be >= 0, got {value}", row=key, rule="range")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportAdjudicationsParams:
+    seed: int
+    items: ImportItemsParams
+    min_chars: int
+    max_chars: int
+
+    def __post_init__(self):
+        if not 1 <= self.min_chars <= self.max_chars:
+            raise ParamsError(
+                f"need 1 <= min_chars <= max_chars, got {self.min_chars}, {self.max_chars}",
+                row="import_adjudications.min_chars",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class AdjudicateSplitParams:
+    train: float
+    validation: float
+    test: float
+
+    def __post_init__(self):
+        fractions = (self.train, self.validation, self.test)
+        if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
+            raise ParamsError(
+                f"split fractions must be positive and sum to 1, got {fractions}",
+                row="adjudicate.split",
+                rule="fractions",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class AdjudicateParams:
+    method: Literal["mean_threshold", "majority"]
+    threshold: float
+    min_agreement: float
+    min_raters: int
+    min_per_class: int
+    seed: int
+    split: AdjudicateSplitParams
+
+    def __post_init__(self):
+        _check_range(self.threshold, 0.0, 4.0, "adjudicate.threshold")
+        _check_range(self.min_agreement, 0.0, 1.0, "adjudicate.min_agreement")
+        if self.min_raters < 2 or self.min_per_class < 1:
+            raise ParamsError(
+                f"need min_raters >= 2 and min_per_class >= 1, got {self.min_raters}, "
+                f"{self.min_per_class}",
+                row="adjudicate.min_raters",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderParams:
+    source: Literal["minilm", "hf"]
+    name_or_path: str
+    pooling: Literal["cls", "mean", "last4_mean"]
+    max_length: int
+
+    def __post_init__(self):
+        if self.source == "hf" and not self.name_or_path:
+            raise ParamsError(
+                "finetune.encoder.name_or_path is required when finetune.encoder.source is hf",
+                row="finetune.encoder.name_or_path",
+                rule="required",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadParams:
+    hidden_size: int
+    n_hidden: int
+    dropout: float
+
+    def __post_init__(self):
+        _check_range(self.dropout, 0.0, 0.95, "finetune.head.dropout")
+        if self.n_hidden < 0:
+            raise ParamsError(
+                f"finetune.head.n_hidden must be >= 0, got {self.n_hidden}",
+                row="finetune.head.n_hidden",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskLossParams:
+    loss: Literal["ce", "focal"]
+    focal_gamma: float
+    label_smoothing: float
+    class_weights: bool
+    class_weight_multipliers: dict[str, float]
+    class_weight_cap: float
+    task_weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskWeightingParams:
+    method: Literal["fixed", "uncertainty"]
+    normalize: bool
+    normalize_momentum: float
+    log_var_min: float
+    log_var_max: float
+
+    def __post_init__(self):
+        _check_range(
+            self.normalize_momentum, 0.0, 0.999, "finetune.task_weighting.normalize_momentum"
+        )
+        if self.log_var_min > self.log_var_max:
+            raise ParamsError(
+                f"log_var_min {self.log_var_min} > log_var_max {self.log_var_max}",
+                row="finetune.task_weighting.log_var_min",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class OversampleParams:
+    enabled: bool
+    joint_alpha: float
+    max_joint_weight: float
+    sentiment: dict[str, float]
+    polarization: dict[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneOptimizerParams:
+    lr: float
+    weight_decay: float
+    llrd_decay: float
+    head_lr_multiplier: float
+    warmup_ratio: float
+
+    def __post_init__(self):
+        _check_range(self.llrd_decay, 1e-6, 1.0, "finetune.optimizer.llrd_decay")
+        _check_range(self.warmup_ratio, 0.0, 1.0, "finetune.optimizer.warmup_ratio")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneParams:
+    seed: int
+    encoder: EncoderParams
+    head: HeadParams
+    sentiment: TaskLossParams
+    polarization: TaskLossParams
+    task_weighting: TaskWeightingParams
+    oversample: OversampleParams
+    optimizer: FinetuneOptimizerParams
+    batch_size: int
+    grad_accumulation: int
+    max_grad_norm: float
+    max_epochs: int
+    patience: int
+    rdrop_alpha: float
+    mixed_precision: Literal["fp32", "bf16", "fp16"]
+
+    def __post_init__(self):
+        for task in ADJUDICATION_TASKS:
+            loss: TaskLossParams = getattr(self, task)
+            key = f"finetune.{task}"
+            _check_class_keys(
+                loss.class_weight_multipliers, task, f"{key}.class_weight_multipliers"
+            )
+            _check_class_keys(getattr(self.oversample, task), task, f"finetune.oversample.{task}")
+            _check_range(loss.label_smoothing, 0.0, 0.5, f"{key}.label_smoothing")
+            _check_range(loss.focal_gamma, 0.0, 10.0, f"{key}.focal_gamma")
+            if loss.class_weight_cap <= 0 or loss.task_weight < 0:
+                raise ParamsError(
+                    f"{key}: class_weight_cap must be > 0 and task_weight >= 0",
+                    row=key,
+                    rule="range",
+                )
+        if self.grad_accumulation < 1 or self.patience < 1 or self.max_epochs < 1:
+            raise ParamsError(
+                "finetune.grad_accumulation, patience and max_epochs must be >= 1",
+                row="finetune",
+                rule="range",
+            )
+        if self.rdrop_alpha < 0 or self.max_grad_norm <= 0:
+            raise ParamsError(
+                "finetune.rdrop_alpha must be >= 0 and max_grad_norm > 0",
+                row="finetune",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class OffsetsParams:
+    grid_min: float
+    grid_max: float
+    grid_step: float
+    n_rounds: int
+
+    def __post_init__(self):
+        if self.grid_step <= 0 or self.grid_min > 0 or self.grid_max < 0 or self.n_rounds < 1:
+            raise ParamsError(
+                "evaluate_adjudications.offsets: need grid_min <= 0 <= grid_max, grid_step > 0, "
+                f"n_rounds >= 1, got {self}",
+                row="evaluate_adjudications.offsets",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateAdjudicationsParams:
+    batch_size: int
+    ece_bins: int
+    catastrophic_f1: float
+    dominant_loss_fraction: float
+    collapse_separation: float
+    offsets: OffsetsParams
+
+
 @dataclasses.dataclass(frozen=True)
 class Params:
     data: DataParams
@@ -132,6 +390,10 @@ class Params:
     balance: BalanceParams
     train: TrainParams
     evaluate: EvaluateParams
+    import_adjudications: ImportAdjudicationsParams
+    adjudicate: AdjudicateParams
+    finetune: FinetuneParams
+    evaluate_adjudications: EvaluateAdjudicationsParams
 
 
 _POSITIVE_INTS = {

@@ -1,0 +1,122 @@
+"""Benchmark: the activations stage's extractor against a naive loop, on the same prompts.
+
+(a) naive: one prompt at a time through the full model (all layers and the LM head) with
+    ``output_hidden_states=True``, keeping ``hidden_states[layer]`` at the last token;
+(b) lensforge: the stage's extractor (length-sorted batches of ``activations.batch_size``, model cut
+    after ``model.layer``, last-non-pad pooling).
+
+Both run in float32 on the CPU from the converted folder ``models/subject`` (run
+``lensforge subject_model`` first) with ``model.layer``, ``activations.batch_size`` and
+``activations.max_length`` from params.yaml. Prints prompts/s for both, the speed-up and the largest
+absolute difference between the two sets of vectors.
+
+    .venv/bin/python benchmarks/extraction.py [--n-prompts 512] [--root .]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from lensforge import extraction, hatcat, paths, prompts, subject  # noqa: E402
+from lensforge import params as params_mod  # noqa: E402
+
+
+def load_texts(root: Path, params: params_mod.Params, n_prompts: int) -> list[str]:
+    """``n_prompts`` texts spread evenly over the real pool (built from data/raw if absent)."""
+    pool_path = paths.under(root, paths.PROMPT_POOL)
+    if pool_path.is_file():
+        pool = pd.read_csv(pool_path, keep_default_na=False)
+    else:
+        synsets = hatcat.synset_table(
+            hatcat.load_synsets(paths.under(root, paths.SYNSETS[params.data.synsets])),
+            params.data.simplexes,
+        )
+        experiential = hatcat.load_experiential(paths.under(root, paths.EXPERIENTIAL_PROMPTS))
+        experiential = experiential[experiential["simplex"].isin(params.data.simplexes)]
+        pool = prompts.build_pool(synsets, experiential, params.prompts)
+    step = max(1, len(pool) // n_prompts)
+    return pool["text"].iloc[::step].iloc[:n_prompts].tolist()
+
+
+def naive(model_dir: Path, texts: list[str], *, layer: int, max_length: int):
+    loaded = subject.load_for_extraction(model_dir, dtype=torch.float32)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    vectors = []
+    with torch.inference_mode():
+        model(**tokenizer(texts[0], return_tensors="pt"))  # warm-up, not timed
+        started = time.perf_counter()
+        for text in tqdm(texts, unit="prompt", desc="(a) naive"):
+            inputs = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)
+            out = model(**inputs, output_hidden_states=True)
+            vectors.append(out.hidden_states[layer][0, -1])  # (d_model,)
+        seconds = time.perf_counter() - started
+    return torch.stack(vectors), seconds  # (n, d_model)
+
+
+def lensforge_extractor(
+    model_dir: Path, texts: list[str], *, layer: int, max_length: int, batch_size: int
+):
+    loaded = subject.load_for_extraction(model_dir, dtype=torch.float32)
+    cut = extraction.CutModel(loaded.model, layer)
+    pad_id = extraction.pad_id_of(loaded.tokenizer)
+    device = torch.device("cpu")
+    ids = [f"p{i}" for i in range(len(texts))]
+    warm, _ = extraction.tokenize(loaded.tokenizer, texts[:1], max_length=max_length)
+    list(extraction.iter_vectors(cut, warm, [[0]], pooling="last", pad_id=pad_id,
+                                 prompt_ids=ids, device=device))  # warm-up, not timed  # fmt: skip
+    started = time.perf_counter()
+    token_ids, _ = extraction.tokenize(loaded.tokenizer, texts, max_length=max_length)
+    batches = extraction.plan_batches([len(t) for t in token_ids], batch_size=batch_size)
+    out = torch.empty(len(texts), cut.decoder.config.hidden_size)  # (n, d_model)
+    with tqdm(total=len(texts), unit="prompt", desc="(b) lensforge") as bar:
+        for positions, vectors in extraction.iter_vectors(
+            cut, token_ids, batches, pooling="last", pad_id=pad_id, prompt_ids=ids,
+            device=device, progress=bar,
+        ):  # fmt: skip
+            out[positions] = vectors
+    return out, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-prompts", type=int, default=512)
+    parser.add_argument("--root", type=Path, default=Path("."))
+    args = parser.parse_args()
+    params = params_mod.load(args.root / paths.PARAMS)
+    model_dir = paths.under(args.root, paths.SUBJECT_MODEL_DIR)
+    card = subject.read_card(model_dir)
+    layer, settings = params.model.layer, params.activations
+    extraction.validate_layer(layer, n_layers=card["n_layers"])
+    texts = load_texts(args.root, params, args.n_prompts)
+    print(
+        f"model {card.get('gguf_file') or card.get('name_or_path')} ({card['n_layers']} layers "
+        f"x {card['d_model']}), layer {layer}, {len(texts)} prompts, batch {settings.batch_size}, "
+        f"max_length {settings.max_length}, torch threads {torch.get_num_threads()}"
+    )
+    naive_vectors, naive_s = naive(model_dir, texts, layer=layer, max_length=settings.max_length)
+    fast_vectors, fast_s = lensforge_extractor(
+        model_dir, texts, layer=layer, max_length=settings.max_length,
+        batch_size=settings.batch_size,
+    )  # fmt: skip
+    diff = (naive_vectors - fast_vectors).abs().max().item()
+    scale = naive_vectors.abs().max().item()
+    rows = [("(a) naive: 1 prompt, full model", naive_s), ("(b) lensforge extractor", fast_s)]
+    print("\n| method | prompts | seconds | prompts/s |\n| --- | ---: | ---: | ---: |")
+    for name, seconds in rows:
+        print(f"| {name} | {len(texts)} | {seconds:.1f} | {len(texts) / seconds:.1f} |")
+    print(f"\nspeed-up (b)/(a): {naive_s / fast_s:.1f}x")
+    print(f"max abs diff: {diff:.3g} (largest |value| {scale:.3g}, relative {diff / scale:.2g})")
+
+
+if __name__ == "__main__":
+    main()
