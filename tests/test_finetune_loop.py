@@ -1,0 +1,151 @@
+"""The Accelerate fine-tuning loop: 2 processes really run and match 1 process on the same data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from accelerate import debug_launcher
+from accelerate.state import AcceleratorState
+from accelerate.utils import set_seed
+from safetensors.torch import load_file, save_file
+
+from lensforge import encoders, finetune_loop, params, runtime
+from lensforge.finetuning import IGNORE
+from tests import tiny_encoder
+
+tiny_encoder_dir = tiny_encoder.tiny_encoder_dir
+
+
+def _split(n_rows: int, *, seed: int) -> finetune_loop.EncodedSplit:
+    """Random token ids (lengths 4..12) with a learnable signal: the first token decides."""
+    rng = np.random.default_rng(seed)
+    ids, sentiment, polarization = [], [], []
+    for i in range(n_rows):
+        label = i % 3
+        body = rng.integers(10, 60, size=rng.integers(3, 12)).tolist()
+        ids.append([2, 5 + label, *body, 3])
+        sentiment.append(label if i % 4 else IGNORE)
+        polarization.append((label + 1) % 3 if i % 4 == 0 else IGNORE)
+    labels = {"sentiment": np.array(sentiment), "polarization": np.array(polarization)}
+    return finetune_loop.EncodedSplit(input_ids=ids, labels=labels)
+
+
+def _config(project_root: Path) -> params.FinetuneParams:
+    config = params.load(project_root / "params.yaml").finetune
+    return dataclasses.replace(
+        config,
+        head=dataclasses.replace(config.head, hidden_size=16, dropout=0.0),
+        sentiment=dataclasses.replace(config.sentiment, class_weights=True),
+        batch_size=8,
+        max_epochs=2,
+        patience=2,
+        optimizer=dataclasses.replace(config.optimizer, lr=1e-3),
+    )
+
+
+def _train_and_save(encoder_dir: str, project_root: str, out_file: str) -> None:
+    """Runs in each launched process: fresh Accelerate state, train, main process saves."""
+    AcceleratorState._reset_state(True)
+    accelerator = runtime.make_accelerator(gradient_accumulation_steps=1, mixed_precision="no")
+    config = _config(Path(project_root))
+    set_seed(0)
+    encoder, _ = encoders.load_pretrained(encoder_dir)
+    for module in encoder.modules():  # no dropout: 1 and 2 processes must see the same math
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    torch.manual_seed(0)
+    classifier = encoders.MultiTaskClassifier(
+        encoder,
+        task_classes=finetune_loop.ADJUDICATION_TASKS,
+        pooling="mean",
+        hidden_size=16,
+        n_hidden=1,
+        dropout=0.0,
+    )
+    train_split, val_split = _split(48, seed=0), _split(21, seed=1)
+    objective = finetune_loop.build_objective(config, train_split.labels)
+    result = finetune_loop.train(
+        classifier,
+        objective,
+        train_split,
+        val_split,
+        config=config,
+        accelerator=accelerator,
+        pad_id=0,
+        weights=None,
+        on_epoch=lambda epoch, record: None,
+    )
+    if accelerator.is_main_process:
+        heads = {k: v for k, v in result.best_state.items() if k.startswith("heads.")}
+        meta = {
+            "n_processes": str(accelerator.num_processes),
+            "history": json.dumps(result.history),
+        }
+        save_file(heads, out_file, metadata=meta)
+    accelerator.wait_for_everyone()
+
+
+def _launch(n_processes: int, encoder_dir: Path, project_root: Path, out_file: Path) -> dict:
+    debug_launcher(
+        _train_and_save,
+        args=(str(encoder_dir), str(project_root), str(out_file)),
+        num_processes=n_processes,
+    )
+    from safetensors import safe_open
+
+    with safe_open(str(out_file), "pt") as handle:
+        meta = handle.metadata()
+    return {"heads": load_file(str(out_file)), **meta}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    yield
+    AcceleratorState._reset_state(True)
+
+
+def test_two_processes_really_run_and_match_one_process(
+    tiny_encoder_dir, project_root, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("LENSFORGE_THREADS", "1")
+    one = _launch(1, tiny_encoder_dir, project_root, tmp_path / "one.safetensors")
+    two = _launch(2, tiny_encoder_dir, project_root, tmp_path / "two.safetensors")
+    assert one["n_processes"] == "1" and two["n_processes"] == "2"
+    for name, tensor in one["heads"].items():
+        assert torch.allclose(tensor, two["heads"][name], atol=1e-4), name
+    first, second = json.loads(one["history"]), json.loads(two["history"])
+    assert first[-1]["val/macro_f1"] == pytest.approx(second[-1]["val/macro_f1"])
+    assert first[-1]["train/total"] == pytest.approx(second[-1]["train/total"], rel=1e-4)
+
+
+def test_global_batch_must_divide_among_processes():
+    assert finetune_loop.per_process_batch(32, 4) == 8
+    with pytest.raises(ValueError, match="not divisible by 3 processes"):
+        finetune_loop.per_process_batch(32, 3)
+
+
+def test_label_names_map_to_ids_and_missing_labels_to_ignore():
+    ids = finetune_loop.label_ids(["neutral", "", "positive"], ("negative", "neutral", "positive"))
+    assert ids.tolist() == [1, IGNORE, 2]
+    with pytest.raises(ValueError, match="unknown class"):
+        finetune_loop.label_ids(["happy"], ("negative", "neutral", "positive"))
+
+
+def test_oversampling_epochs_draw_rare_joint_labels_more_often(project_root):
+    config = _config(project_root)
+    config = dataclasses.replace(
+        config, oversample=dataclasses.replace(config.oversample, enabled=True)
+    )
+    split = _split(48, seed=0)
+    weights = finetune_loop.sample_weights(config, split.labels)
+    sampler = finetune_loop.EpochSampler(len(split), weights=weights, seed=0)
+    epochs = [list(sampler) for _ in range(5)]
+    assert epochs[0] != epochs[1] and len(epochs[0]) == 48
+    rare = split.labels["polarization"] != IGNORE  # a quarter of the rows; expected share 0.39
+    drawn = np.mean([rare[i] for epoch in epochs for i in epoch])
+    assert drawn > 0.32
