@@ -54,7 +54,10 @@ def copy_project(project_root: Path, dest: Path) -> None:
     ).stdout.splitlines()
     for rel in listed:
         src = project_root / rel
-        if not src.is_file() or rel.startswith(("data/prompts", "metrics/", "models/")):
+        generated = rel.startswith(("data/", "metrics/", "models/")) and not rel.startswith(
+            "data/raw/hatcat/"
+        )
+        if not src.is_file() or generated or rel == "dvc.lock":
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from tests.dvc_project import make_project, ran_stages, run
 @pytest.fixture(scope="module")
 def repo(project_root, tiny_model_dir, tmp_path_factory) -> Path:
     root = make_project(project_root, tmp_path_factory.mktemp("e2e") / "project", tiny_model_dir)
-    first = run(["dvc", "repro"], root)
+    first = run(["dvc", "repro", "evaluate"], root)
     root.joinpath("first_repro.log").write_text(first.stdout)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "first repro"], root)
@@ -40,14 +40,16 @@ def test_repro_runs_every_stage_in_order(repo):
 
 
 def test_second_repro_runs_nothing(repo):
-    again = run(["dvc", "repro"], repo)
+    again = run(["dvc", "repro", "evaluate"], repo)
     assert ran_stages(again.stdout) == []
-    status = run(["dvc", "status"], repo)
+    status = run(["dvc", "status", "evaluate"], repo)
     assert "up to date" in status.stdout.lower()
 
 
 def test_exp_run_with_a_balance_variant_recomputes_no_activation(repo):
-    exp = run(["dvc", "exp", "run", "-n", "imbalanced", "-S", "balance.strategy=none"], repo)
+    exp = run(
+        ["dvc", "exp", "run", "evaluate", "-n", "imbalanced", "-S", "balance.strategy=none"], repo
+    )
     assert ran_stages(exp.stdout) == ["balance", "train", "evaluate"]
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
     assert "imbalanced" in json.dumps(shown)

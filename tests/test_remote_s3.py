@@ -50,7 +50,7 @@ def test_push_then_pull_into_a_fresh_clone_needs_no_rerun(
         monkeypatch.setenv(key, value)
     origin = make_project(project_root, tmp_path / "origin", tiny_model_dir)
     _add_remote(origin, "team", f"s3://{BUCKET}/cache", s3_endpoint)
-    run(["dvc", "repro"], origin)
+    run(["dvc", "repro", "evaluate"], origin)
     run(["git", "add", "-A"], origin)
     run(["git", "commit", "-qm", "pipeline run + team remote"], origin)
     pushed = run(["dvc", "push", "--run-cache"], origin)
@@ -63,9 +63,9 @@ def test_push_then_pull_into_a_fresh_clone_needs_no_rerun(
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
     assert not (clone / "data/activations").exists()
-    run(["dvc", "pull", "--run-cache"], clone)
+    run(["dvc", "pull", "--run-cache", "evaluate"], clone)
     assert (clone / "data/activations/manifest.json").exists()
-    again = run(["dvc", "repro"], clone)
+    again = run(["dvc", "repro", "evaluate"], clone)
     assert ran_stages(again.stdout) == []
     shown_origin = json.loads(run(["dvc", "metrics", "show", "--json"], origin).stdout)
     shown_clone = json.loads(run(["dvc", "metrics", "show", "--json"], clone).stdout)
