@@ -7,44 +7,24 @@ random BERT encoder; one module-scoped repro feeds both tests.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests import tiny_encoder
-from tests.dvc_project import ran_stages, run
+from tests.dvc_project import copy_project, ran_stages, run
 from tests.stages.adjudication_setup import link_archives, write_params
 
 tiny_encoder_dir = tiny_encoder.tiny_encoder_dir
 
 BRANCH = ["import_adjudications", "adjudicate", "finetune", "evaluate_adjudications"]
-GENERATED = ("data/", "metrics/", "models/", ".cache/")
-
-
-def _copy_sources(project_root: Path, dest: Path) -> None:
-    """What a fresh clone holds (tracked + untracked, non-ignored), minus generated artifacts."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=project_root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    for rel in listed:
-        src = project_root / rel
-        generated = rel.startswith(GENERATED) and not rel.startswith("data/raw/hatcat")
-        if src.is_file() and not generated and rel != "dvc.lock":
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
 
 
 @pytest.fixture(scope="module")
 def repo(project_root, tiny_encoder_dir, tmp_path_factory, monkeypatch_module) -> Path:
     root = tmp_path_factory.mktemp("e2e_adjudications") / "project"
     root.mkdir()
-    _copy_sources(project_root, root)
+    copy_project(project_root, root)
     link_archives(project_root, root)
     write_params(project_root, root, tiny_encoder_dir)
     run(["git", "init", "-q"], root)

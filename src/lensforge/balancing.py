@@ -34,26 +34,14 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from lensforge.cache import INDEX_COLUMNS
 from lensforge.errors import DataError
 from lensforge.params import POLES
 
 STRATEGIES = ("none", "downsample_min", "median_target", "class_weight")
 EXPERIENTIAL = "experiential"
 TRAIN = "train"
-ROW_COLUMNS = [
-    "prompt_id",
-    "simplex",
-    "pole",
-    "label",
-    "synset_key",
-    "group",
-    "kind",
-    "split",
-    "rank",
-    "shard",
-    "row",
-    "weight",
-]
+ROW_COLUMNS = [*INDEX_COLUMNS, "weight"]
 
 
 def prompts_per_synset(

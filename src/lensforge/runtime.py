@@ -26,12 +26,17 @@ def threads_per_process(n_local_processes: int) -> int:
     return max(1, (cores or 1) // max(1, n_local_processes))
 
 
+def share_cpu(device: torch.device, n_processes: int) -> None:
+    """On CPU, give this process its share of the machine's cores (see the module docstring)."""
+    if device.type == "cpu":
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", n_processes))
+        torch.set_num_threads(threads_per_process(local))
+
+
 def make_accelerator(**kwargs) -> Accelerator:
     """An ``Accelerator`` on GPU when one is visible, else CPU (gloo when several processes)."""
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), **kwargs)
-    if accelerator.device.type == "cpu":
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes))
-        torch.set_num_threads(threads_per_process(local))
+    share_cpu(accelerator.device, accelerator.num_processes)
     log.debug(
         "accelerate: %d process(es), device %s, %d threads",
         accelerator.num_processes,

@@ -19,7 +19,7 @@ import pandas as pd
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list, parse_flag_from_env
 
-from lensforge import cache, extraction, paths, subject
+from lensforge import cache, extraction, paths, runtime, subject
 from lensforge.artifacts import atomic_dir, file_sha256, text_sha256, write_csv, write_json
 from lensforge.errors import ArtifactError, DataError
 from lensforge.params import Params
@@ -33,6 +33,7 @@ def run(params: Params, *, root: Path) -> None:
     # PartialState alone ignores ACCELERATE_USE_CPU (Accelerator reads it): without the flag, a
     # CPU launch of N processes would run N unconnected copies, each believing it is rank 0.
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    runtime.share_cpu(state.device, state.num_processes)
     settings, layer = params.activations, params.model.layer
     pool_path = paths.under(root, paths.PROMPT_POOL)
     pool = _read_pool(pool_path)
