@@ -63,7 +63,7 @@ def test_push_then_pull_into_a_fresh_clone_needs_no_rerun(
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
     assert not (clone / "data/activations").exists()
-    run(["dvc", "pull", "--run-cache", "evaluate"], clone)
+    run(["dvc", "pull", "--run-cache", "--with-deps", "evaluate"], clone)
     assert (clone / "data/activations/manifest.json").exists()
     again = run(["dvc", "repro", "evaluate"], clone)
     assert ran_stages(again.stdout) == []
