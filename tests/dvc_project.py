@@ -14,7 +14,7 @@ import yaml
 BIN = Path(sys.executable).parent
 
 
-def _env() -> dict[str, str]:
+def dvc_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -31,7 +31,7 @@ def _env() -> dict[str, str]:
 
 
 def run(cmd: list[str], cwd: Path, *, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=cwd, env=dvc_env(), capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed ({result.returncode})\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
