@@ -53,11 +53,13 @@ def test_wrong_values_name_the_key(raw, section, key, value, message):
         params.parse(broken)
 
 
-def test_split_fractions_must_sum_to_one(raw):
+@pytest.mark.parametrize("section", ["prompts", "adjudicate"])
+def test_split_fractions_must_sum_to_one_and_name_their_section(raw, section):
     broken = copy.deepcopy(raw)
-    broken["prompts"]["split"]["test"] = 0.5
-    with pytest.raises(ParamsError, match="sum to 1"):
+    broken[section]["split"]["test"] = 0.5
+    with pytest.raises(ParamsError, match="sum to 1") as info:
         params.parse(broken)
+    assert info.value.row == f"{section}.split"
 
 
 def test_load_reports_broken_yaml_with_the_file(tmp_path):

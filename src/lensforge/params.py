@@ -33,18 +33,11 @@ class ValidateParams:
 
 @dataclasses.dataclass(frozen=True)
 class SplitParams:
+    """Fractions of groups per split (prompts.split, adjudicate.split); checked by ``parse``."""
+
     train: float
     validation: float
     test: float
-
-    def __post_init__(self):
-        fractions = (self.train, self.validation, self.test)
-        if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
-            raise ParamsError(
-                f"split fractions must be positive and sum to 1, got {fractions}",
-                row="prompts.split",
-                rule="fractions",
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,22 +176,6 @@ class ImportAdjudicationsParams:
 
 
 @dataclasses.dataclass(frozen=True)
-class AdjudicateSplitParams:
-    train: float
-    validation: float
-    test: float
-
-    def __post_init__(self):
-        fractions = (self.train, self.validation, self.test)
-        if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
-            raise ParamsError(
-                f"split fractions must be positive and sum to 1, got {fractions}",
-                row="adjudicate.split",
-                rule="fractions",
-            )
-
-
-@dataclasses.dataclass(frozen=True)
 class AdjudicateParams:
     method: Literal["mean_threshold", "majority"]
     threshold: float
@@ -206,7 +183,7 @@ class AdjudicateParams:
     min_raters: int
     min_per_class: int
     seed: int
-    split: AdjudicateSplitParams
+    split: SplitParams
 
     def __post_init__(self):
         _check_range(self.threshold, 0.0, 4.0, "adjudicate.threshold")
@@ -473,9 +450,21 @@ def _build(cls: type, raw: object, prefix: str):
     return cls(**values)
 
 
+def _check_split(split: SplitParams, key: str) -> None:
+    fractions = (split.train, split.validation, split.test)
+    if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
+        raise ParamsError(
+            f"split fractions must be positive and sum to 1, got {fractions}",
+            row=key,
+            rule="fractions",
+        )
+
+
 def parse(raw: object) -> Params:
     """Build ``Params`` from the parsed YAML mapping; raises ``ParamsError`` on any mismatch."""
     params = _build(Params, raw, "")
+    _check_split(params.prompts.split, "prompts.split")
+    _check_split(params.adjudicate.split, "adjudicate.split")
     if not 0.0 <= params.prompts.behavioral_ratio <= 1.0:
         raise ParamsError(
             f"prompts.behavioral_ratio must be in [0, 1], got {params.prompts.behavioral_ratio}",
