@@ -48,6 +48,9 @@ def _stage_command(name: str, help_text: str) -> click.Command:
 
 
 class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # pipeline order, as in dvc.yaml, not alphabetical
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
