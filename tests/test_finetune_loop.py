@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from accelerate import debug_launcher
 from accelerate.state import AcceleratorState
-from accelerate.utils import set_seed
-from safetensors.torch import load_file, save_file
 
-from lensforge import encoders, finetune_loop, params, runtime
+from lensforge import finetune_loop, params
 from lensforge.finetuning import IGNORE
 from tests import tiny_encoder
 
@@ -46,61 +41,6 @@ def _config(project_root: Path) -> params.FinetuneParams:
         patience=2,
         optimizer=dataclasses.replace(config.optimizer, lr=1e-3),
     )
-
-
-def _train_and_save(encoder_dir: str, project_root: str, out_file: str) -> None:
-    """Runs in each launched process: fresh Accelerate state, train, main process saves."""
-    AcceleratorState._reset_state(True)
-    accelerator = runtime.make_accelerator(gradient_accumulation_steps=1, mixed_precision="no")
-    config = _config(Path(project_root))
-    set_seed(0)
-    encoder, _ = encoders.load_pretrained(encoder_dir)
-    for module in encoder.modules():  # no dropout: 1 and 2 processes must see the same math
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    torch.manual_seed(0)
-    classifier = encoders.MultiTaskClassifier(
-        encoder,
-        task_classes=finetune_loop.ADJUDICATION_TASKS,
-        pooling="mean",
-        hidden_size=16,
-        n_hidden=1,
-        dropout=0.0,
-    )
-    train_split, val_split = _split(48, seed=0), _split(21, seed=1)
-    objective = finetune_loop.build_objective(config, train_split.labels)
-    result = finetune_loop.train(
-        classifier,
-        objective,
-        train_split,
-        val_split,
-        config=config,
-        accelerator=accelerator,
-        pad_id=0,
-        weights=None,
-        on_epoch=lambda epoch, record: None,
-    )
-    if accelerator.is_main_process:
-        heads = {k: v for k, v in result.best_state.items() if k.startswith("heads.")}
-        meta = {
-            "n_processes": str(accelerator.num_processes),
-            "history": json.dumps(result.history),
-        }
-        save_file(heads, out_file, metadata=meta)
-    accelerator.wait_for_everyone()
-
-
-def _launch(n_processes: int, encoder_dir: Path, project_root: Path, out_file: Path) -> dict:
-    debug_launcher(
-        _train_and_save,
-        args=(str(encoder_dir), str(project_root), str(out_file)),
-        num_processes=n_processes,
-    )
-    from safetensors import safe_open
-
-    with safe_open(str(out_file), "pt") as handle:
-        meta = handle.metadata()
-    return {"heads": load_file(str(out_file)), **meta}
 
 
 @pytest.fixture(autouse=True)
