@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lensforge.errors import ArtifactError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -98,6 +100,15 @@ def file_sha256(path: Path | str, *, chunk_bytes: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_sha256(path: Path | str, expected: str, *, what: str, source: str, rule: str) -> None:
+    """Raise ``ArtifactError`` unless ``path`` hashes to ``expected`` (e.g. a card's record)."""
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ArtifactError(
+            f"{what} sha256 {actual} differs from {source} {expected}", path=path, rule=rule
+        )
 
 
 def text_sha256(text: str) -> str:

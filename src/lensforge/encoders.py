@@ -194,13 +194,13 @@ def load_adjudicator(model_dir: Path) -> tuple[MultiTaskClassifier, object, dict
                 rule="trained weights exist",
             )
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    actual = artifacts.file_sha256(weights_path)
-    if actual != card.get("weights_sha256"):
-        raise ArtifactError(
-            f"weights sha256 {actual} differs from the card's {card.get('weights_sha256')}",
-            path=weights_path,
-            rule="weights match card",
-        )
+    artifacts.check_sha256(
+        weights_path,
+        card.get("weights_sha256"),
+        what="weights",
+        source="the card's",
+        rule="weights match card",
+    )
     config = AutoConfig.from_pretrained(model_dir)
     encoder = _without_pooler(AutoModel.from_config(config, dtype=torch.float32))
     head = card["head"]

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from lensforge.artifacts import file_sha256, write_json, write_safetensors
+from lensforge.artifacts import check_sha256, file_sha256, write_json, write_safetensors
 from lensforge.errors import ArtifactError, ParamsError
 from lensforge.params import POLES, LossParams
 
@@ -263,13 +263,13 @@ def load_lens(lens_dir: Path) -> tuple[nn.Module, dict]:
             path=weights_path,
             rule="weights exist",
         )
-    digest = file_sha256(weights_path)
-    if digest != card["weights_sha256"]:
-        raise ArtifactError(
-            f"lens weights sha256 {digest} differs from the card's {card['weights_sha256']}",
-            path=weights_path,
-            rule="weights hash matches card",
-        )
+    check_sha256(
+        weights_path,
+        card["weights_sha256"],
+        what="lens weights",
+        source="the card's",
+        rule="weights hash matches card",
+    )
     try:
         model = build_lens(card["lens_kind"], d_model=int(card["d_model"]))
         model.load_state_dict(load_file(str(weights_path)), strict=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lensforge.artifacts import file_sha256
+from lensforge.artifacts import check_sha256
 from lensforge.errors import ArtifactError, DataError
 
 VADER_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
@@ -76,11 +76,7 @@ def check_archive(path: Path, *, sha256: str) -> None:
             path=path,
             rule="exists",
         )
-    actual = file_sha256(path)
-    if actual != sha256:
-        raise ArtifactError(
-            f"archive sha256 {actual} differs from the pinned {sha256}", path=path, rule="sha256"
-        )
+    check_sha256(path, sha256, what="archive", source="the pinned", rule="sha256")
 
 
 def _lines(data: bytes) -> list[str]:
