@@ -27,8 +27,11 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from lensforge import extraction, hatcat, paths, prompts, subject  # noqa: E402
-from lensforge import params as params_mod  # noqa: E402
+from lensforge.activations import subject  # noqa: E402
+from lensforge.activations import extraction
+from lensforge.core import params as params_mod  # noqa: E402
+from lensforge.core import paths
+from lensforge.lenses import hatcat, prompts
 
 
 def load_texts(root: Path, params: params_mod.Params, n_prompts: int) -> list[str]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from lensforge import paths
 from lensforge.cli import STAGES
+from lensforge.core import paths
 
 
 def _declared(entries) -> list[str]:
@@ -45,7 +45,7 @@ def test_every_artifact_path_in_dvc_yaml_is_a_paths_constant(project_root):
                     for c in constants
                     for n in (paths.ACTIVATION_INDEX_NAME, paths.ACTIVATION_MANIFEST_NAME)
                 )
-                assert inside, f"{stage_name}.{key}: {declared} is not in lensforge.paths"
+                assert inside, f"{stage_name}.{key}: {declared} is not in lensforge.core.paths"
 
 
 def test_every_metrics_file_in_paths_is_declared_by_its_stage(project_root):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from lensforge import params as params_mod
-from lensforge import paths
-from lensforge.errors import LensforgeError
+from lensforge.core import params as params_mod
+from lensforge.core import paths
+from lensforge.core.errors import LensforgeError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -6,51 +6,18 @@ import dataclasses
 import json
 import shutil
 
-import pandas as pd
 import pytest
 import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lensforge import cache, paths
-from lensforge import params as params_mod
-from lensforge.artifacts import file_sha256
-from lensforge.errors import DataError, ParamsError
+from lensforge.activations import cache
+from lensforge.core import params as params_mod
+from lensforge.core import paths
+from lensforge.core.artifacts import file_sha256
+from lensforge.core.errors import DataError, ParamsError
 from lensforge.stages import activations, subject_model
-
-TEXTS = [
-    "i feel happy about the sweet food",
-    "bitter",
-    "you think it is good or bad when people act like that",
-    "what does it mean to love someone",
-    "a sad day",
-    "they want new friends",
-    "the taste of sour food is bad",
-]
-
-
-def write_pool(root, texts=TEXTS) -> pd.DataFrame:
-    poles = ["negative", "neutral", "positive"]
-    pool = pd.DataFrame(
-        {
-            "prompt_id": [f"taste|{poles[i % 3]}|syn{i}|0" for i in range(len(texts))],
-            "simplex": "taste",
-            "pole": [poles[i % 3] for i in range(len(texts))],
-            "label": [i % 3 for i in range(len(texts))],
-            "synset_key": [f"syn{i}" for i in range(len(texts))],
-            "group": [f"syn{i}" for i in range(len(texts))],
-            "kind": "definitional",
-            "split": ["train", "validation", "test", "train", "train", "test", "validation"][
-                : len(texts)
-            ],
-            "rank": 0,
-            "text": texts,
-        }
-    )
-    pool_path = root / paths.PROMPT_POOL
-    pool_path.parent.mkdir(parents=True)
-    pool.to_csv(pool_path, index=False)
-    return pool
+from tests.helpers.lens_data import TEXTS, write_pool
 
 
 def stage_params(project_root, name_or_path, *, layer=2, **activations_overrides):

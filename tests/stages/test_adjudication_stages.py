@@ -10,12 +10,12 @@ import pytest
 from accelerate.state import AcceleratorState
 from click.testing import CliRunner
 
-from lensforge import params, paths
 from lensforge.cli import main
-from lensforge.errors import ArtifactError, DataError
+from lensforge.core import params, paths
+from lensforge.core.errors import ArtifactError, DataError
 from lensforge.stages import adjudicate, evaluate_adjudications, finetune, import_adjudications
-from tests import tiny_encoder
-from tests.stages.adjudication_setup import link_archives, write_params
+from tests.helpers import tiny_encoder
+from tests.helpers.adjudication_setup import link_archives, write_params
 
 tiny_encoder_dir = tiny_encoder.tiny_encoder_dir
 

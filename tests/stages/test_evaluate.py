@@ -17,12 +17,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from lensforge import lenses, paths
 from lensforge.cli import main
-from lensforge.errors import ArtifactError
-from lensforge.params import POLES
+from lensforge.core import paths
+from lensforge.core.errors import ArtifactError
+from lensforge.lenses import models
+from lensforge.lenses.hatcat import POLES
 from lensforge.stages import balance, evaluate, train
-from tests.stages.test_balance import project_params, write_tiny_cache
+from tests.helpers.lens_data import project_params, write_tiny_cache
 
 SIMPLEXES = ("taste_development", "aspiration/social_mobility")
 SEEDS = (0, 1)
@@ -104,7 +105,7 @@ def test_tier_grades_the_validation_macro_f1_recorded_in_the_cards(project, proj
     scores = _read_metrics(project)
     for simplex in SIMPLEXES:
         for seed in SEEDS:
-            _, card = lenses.load_lens(paths.lens_dir(project, simplex, seed))
+            _, card = models.load_lens(paths.lens_dir(project, simplex, seed))
             assert scores[f"{simplex}/seed_{seed}/val_macro_f1"] == card["best_val_macro_f1"]
 
 
@@ -165,7 +166,7 @@ def test_evaluate_refuses_lenses_of_a_simplex_without_test_rows(project, project
 
 
 def test_evaluate_refuses_a_lens_without_weights(project, project_root):
-    (paths.lens_dir(project, "aspiration/social_mobility", 1) / lenses.WEIGHTS_NAME).unlink()
+    (paths.lens_dir(project, "aspiration/social_mobility", 1) / models.WEIGHTS_NAME).unlink()
 
     with pytest.raises(ArtifactError, match="lens weights missing"):
         evaluate.run(_params(project_root), root=project)
@@ -173,7 +174,7 @@ def test_evaluate_refuses_a_lens_without_weights(project, project_root):
 
 
 def test_evaluate_refuses_tampered_weights(project, project_root):
-    weights = paths.lens_dir(project, "taste_development", 0) / lenses.WEIGHTS_NAME
+    weights = paths.lens_dir(project, "taste_development", 0) / models.WEIGHTS_NAME
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # one flipped bit pattern in the last weight byte
     weights.write_bytes(bytes(data))
@@ -184,7 +185,7 @@ def test_evaluate_refuses_tampered_weights(project, project_root):
 
 
 def test_the_cli_exits_2_without_a_traceback_on_tampered_weights(project):
-    weights = paths.lens_dir(project, "taste_development", 1) / lenses.WEIGHTS_NAME
+    weights = paths.lens_dir(project, "taste_development", 1) / models.WEIGHTS_NAME
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))

@@ -8,9 +8,9 @@ import json
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lensforge import params as params_mod
-from lensforge import paths
-from lensforge.errors import ParamsError
+from lensforge.core import params as params_mod
+from lensforge.core import paths
+from lensforge.core.errors import ParamsError
 from lensforge.stages import subject_model
 
 

@@ -10,40 +10,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-import yaml
 
-from lensforge import artifacts, cache, lenses, paths
-from lensforge import params as params_mod
-from lensforge.errors import ArtifactError
-from lensforge.params import POLES
-from lensforge.stages import balance, train
-from tests.stages.test_balance import write_tiny_cache
-
-SIMPLEXES = ("taste_development", "social_evaluation")
-SEEDS = [0, 1]
-# median_target on the tiny cache selects 22 rows per pole (66 per simplex): a global batch of
-# 22 splits evenly over one or two processes with no partial batch.
-TRAIN_OVERRIDES = {"seeds": SEEDS, "batch_size": 22, "max_epochs": 8, "patience": 3}
-BIN = Path(sys.executable).parent
-
-
-def make_project(root: Path, project_root: Path, **train_overrides) -> params_mod.Params:
-    """A tmp project: the project's params.yaml with small train settings, plus a tiny cache."""
-    raw = yaml.safe_load((project_root / paths.PARAMS).read_text(encoding="utf-8"))
-    raw["balance"]["strategy"] = "median_target"
-    raw["train"].update({**TRAIN_OVERRIDES, **train_overrides})
-    root.mkdir(parents=True, exist_ok=True)
-    (root / paths.PARAMS).write_text(yaml.safe_dump(raw), encoding="utf-8")
-    write_tiny_cache(root / paths.ACTIVATIONS_DIR, simplexes=SIMPLEXES)
-    params = params_mod.load(root / paths.PARAMS)
-    balance.run(params, root=root)
-    return params
+from lensforge.activations import cache
+from lensforge.core import artifacts, paths
+from lensforge.core.errors import ArtifactError
+from lensforge.lenses import models
+from lensforge.lenses.hatcat import POLES
+from lensforge.stages import train
+from tests.helpers.dvc_project import BIN  # noqa: E402
+from tests.helpers.lens_data import SEEDS, SIMPLEXES, make_project
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +39,7 @@ def test_train_stage_saves_a_loadable_lens_with_its_card_per_simplex_and_seed(tr
         val = index[(index["simplex"] == simplex) & (index["split"] == "validation")]
         val_x = cache.read_vectors(trained / paths.ACTIVATIONS_DIR, val)
         for seed in SEEDS:
-            lens, card = lenses.load_lens(paths.lens_dir(trained, simplex, seed))
+            lens, card = models.load_lens(paths.lens_dir(trained, simplex, seed))
             assert (card["simplex"], card["seed"], card["lens_kind"]) == (simplex, seed, "tripole")
             assert card["d_model"] == 16 and card["balance_strategy"] == "median_target"
             assert card["balanced_rows_sha256"] == artifacts.file_sha256(
@@ -71,7 +51,7 @@ def test_train_stage_saves_a_loadable_lens_with_its_card_per_simplex_and_seed(tr
             assert card["train_params"]["max_epochs"] == 8
             assert 1 <= card["best_epoch"] <= card["epochs_run"] <= 8
             assert set(card["best_val_f1"]) == set(POLES)
-            probs = lenses.pole_probabilities(lens, val_x)
+            probs = models.pole_probabilities(lens, val_x)
             assert probs.shape == (len(val), 3)
             assert torch.allclose(probs.sum(dim=1), torch.ones(len(val)))
     assert not list(trained.glob("**/*.tmp"))
@@ -81,7 +61,7 @@ def test_train_stage_writes_dvclive_curves_one_row_per_epoch(trained):
     for simplex in SIMPLEXES:
         for seed in SEEDS:
             card = json.loads(
-                (paths.lens_dir(trained, simplex, seed) / lenses.CARD_NAME).read_text()
+                (paths.lens_dir(trained, simplex, seed) / models.CARD_NAME).read_text()
             )
             plots = paths.train_live_dir(trained, simplex, seed) / "plots" / "metrics"
             names = ["train/ce", "train/margin", "train/ortho", "train/total", "val/macro_f1"]
@@ -98,7 +78,7 @@ def test_train_stage_summary_has_mean_and_std_over_seeds(trained):
     assert summary["n_processes"] == 1
     for simplex in SIMPLEXES:
         cards = [
-            json.loads((paths.lens_dir(trained, simplex, s) / lenses.CARD_NAME).read_text())
+            json.loads((paths.lens_dir(trained, simplex, s) / models.CARD_NAME).read_text())
             for s in SEEDS
         ]
         scores = [card["best_val_macro_f1"] for card in cards]
@@ -113,10 +93,10 @@ def test_train_stage_gives_identical_lenses_for_the_same_seeds(trained, tmp_path
     for simplex in SIMPLEXES:
         for seed in SEEDS:
             first = json.loads(
-                (paths.lens_dir(trained, simplex, seed) / lenses.CARD_NAME).read_text()
+                (paths.lens_dir(trained, simplex, seed) / models.CARD_NAME).read_text()
             )
             second = json.loads(
-                (paths.lens_dir(again, simplex, seed) / lenses.CARD_NAME).read_text()
+                (paths.lens_dir(again, simplex, seed) / models.CARD_NAME).read_text()
             )
             assert first == second  # same weights hash, best epoch and validation scores
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from lensforge import paths
 from lensforge.cli import main
+from lensforge.core import paths
 
 DEFINITIONS = paths.SIMPLEX_DEFINITIONS.name
 SYNSETS = paths.SYNSETS["imbalanced"].name

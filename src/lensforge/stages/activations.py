@@ -19,10 +19,11 @@ import pandas as pd
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list, parse_flag_from_env
 
-from lensforge import cache, extraction, paths, runtime, subject
-from lensforge.artifacts import atomic_dir, file_sha256, text_sha256, write_csv, write_json
-from lensforge.errors import ArtifactError, DataError
-from lensforge.params import Params
+from lensforge.activations import cache, extraction, subject
+from lensforge.core import paths, runtime
+from lensforge.core.artifacts import atomic_dir, file_sha256, text_sha256, write_csv, write_json
+from lensforge.core.errors import ArtifactError, DataError
+from lensforge.core.params import Params
 
 log = logging.getLogger(__name__)
 

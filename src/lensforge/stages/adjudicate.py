@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from lensforge import adjudication, artifacts, paths, validation_adjudications
-from lensforge.errors import ArtifactError, DataError
-from lensforge.params import Params
-from lensforge.validation import Report
+from lensforge.adjudication import labels
+from lensforge.adjudication import validation as adjudication_validation
+from lensforge.core import artifacts, paths
+from lensforge.core.checks import Report
+from lensforge.core.errors import ArtifactError, DataError
+from lensforge.core.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ def run(params: Params, *, root: Path) -> None:
     items = pd.read_csv(items_path, dtype=str, keep_default_na=False)
     ratings = pd.read_csv(ratings_path, dtype={"item_id": str})
 
-    report = validation_adjudications.validate_raw(
+    report = adjudication_validation.validate_raw(
         items,
         ratings,
         items_file=str(items_path),
@@ -53,28 +55,28 @@ def run(params: Params, *, root: Path) -> None:
     if not report.success:
         _fail(report, metrics_path)
 
-    table, removed = adjudication.adjudicate_items(
+    table, removed = labels.adjudicate_items(
         items,
         ratings,
         method=config.method,
         threshold=config.threshold,
         min_agreement=config.min_agreement,
     )
-    minimums = validation_adjudications.check_class_minimums(
+    minimums = adjudication_validation.check_class_minimums(
         table, file=str(items_path), min_per_class=config.min_per_class
     )
     if minimums:
         _fail(Report(failures=tuple(minimums), counts=report.counts), metrics_path)
-    table["split_group"] = adjudication.link_groups(table)
+    table["split_group"] = labels.link_groups(table)
     split = config.split
-    table["split"] = adjudication.split_items(
+    table["split"] = labels.split_items(
         table, (split.train, split.validation, split.test), seed=config.seed
     )
 
     out_path = paths.under(root, paths.ADJUDICATED_ITEMS)
     with artifacts.atomic_dir(out_path.parent) as out_dir:
-        table[adjudication.ADJUDICATED_COLUMNS].to_csv(out_dir / out_path.name, index=False)
-    alphas = adjudication.alpha_by_domain(ratings, items, threshold=config.threshold)
+        table[labels.ADJUDICATED_COLUMNS].to_csv(out_dir / out_path.name, index=False)
+    alphas = labels.alpha_by_domain(ratings, items, threshold=config.threshold)
     rated = table[table["n_raters"].notna()]
     metrics = {
         "validation": report.to_dict(),
@@ -83,8 +85,8 @@ def run(params: Params, *, root: Path) -> None:
         "n_split_groups": int(table["split_group"].nunique()),
         "mean_sentiment_agreement": float(rated["sentiment_agreement"].mean()),
         "alpha": alphas,
-        "classes": adjudication.class_counts(table),
-        "splits": adjudication.split_summary(table),
+        "classes": labels.class_counts(table),
+        "splits": labels.split_summary(table),
     }
     artifacts.write_json(metrics_path, metrics)
     log.info(

@@ -8,8 +8,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lensforge import artifacts, balancing, cache, paths
-from lensforge.params import POLES, Params
+from lensforge.activations import cache
+from lensforge.core import artifacts, paths
+from lensforge.core.params import Params
+from lensforge.lenses import balancing
+from lensforge.lenses.hatcat import POLES
 
 log = logging.getLogger(__name__)
 

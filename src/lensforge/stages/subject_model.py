@@ -7,9 +7,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lensforge import paths, subject
-from lensforge.artifacts import atomic_dir, write_json
-from lensforge.params import Params
+from lensforge.activations import subject
+from lensforge.core import paths
+from lensforge.core.artifacts import atomic_dir, write_json
+from lensforge.core.params import Params
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,12 @@ import torch
 from dvclive.plots import Metric
 from tqdm import tqdm
 
-from lensforge import artifacts, cache, lenses, metrics, paths, runtime, training
-from lensforge.errors import ArtifactError, DataError
-from lensforge.params import POLES, Params
+from lensforge.activations import cache
+from lensforge.core import artifacts, metrics, paths, runtime
+from lensforge.core.errors import ArtifactError, DataError
+from lensforge.core.params import Params
+from lensforge.lenses import models, training
+from lensforge.lenses.hatcat import POLES
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +174,7 @@ def _write_runs(root: Path, results: dict, *, params: Params, provenance: dict) 
         for (simplex, seed), result in results.items():
             card = {**_card(result, simplex, seed, params), **provenance}
             lens_dir = paths.lens_dir(root, simplex, seed).relative_to(lenses_root)
-            lenses.save_lens(result.lens, lens_tmp / lens_dir, card=card)
+            models.save_lens(result.lens, lens_tmp / lens_dir, card=card)
             live_dir = paths.train_live_dir(root, simplex, seed).relative_to(live_root)
             _write_curves(result.history, live_tmp / live_dir)
 

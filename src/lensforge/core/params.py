@@ -1,0 +1,475 @@
+"""params.yaml -> frozen, typed dataclasses, one per section.
+
+Unknown keys, missing keys and values of the wrong type raise ``ParamsError`` naming the key:
+a typo in params.yaml must never silently fall back to a default (there are no defaults here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Literal, get_args, get_origin, get_type_hints
+
+import yaml
+
+from lensforge.core.errors import ParamsError
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParams:
+    synsets: Literal["imbalanced", "enriched"]
+    simplexes: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidateParams:
+    min_synsets_per_pole: int
+    min_experiential_per_pole: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitParams:
+    """Fractions of groups per split (prompts.split, adjudicate.split); checked by ``parse``."""
+
+    train: float
+    validation: float
+    test: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptsParams:
+    seed: int
+    per_synset: int
+    minority_boost: bool
+    behavioral_ratio: float
+    include_experiential: bool
+    split: SplitParams
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParams:
+    source: Literal["gemma3-270m", "smollm2-135m", "hf"]
+    name_or_path: str
+    revision: str
+    layer: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationsParams:
+    pooling: Literal["last", "mean"]
+    dtype: Literal["float16", "float32"]
+    compute_dtype: Literal["float32", "bfloat16"]
+    batch_size: int
+    max_length: int
+    shard_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BalanceParams:
+    strategy: Literal["none", "downsample_min", "median_target", "class_weight"]
+    base_prompts: int
+
+
+@dataclasses.dataclass(frozen=True)
+class LensParams:
+    kind: Literal["tripole", "two_head"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LossParams:
+    margin_weight: float
+    ortho_weight: float
+    margin_target: float
+    margin_floor: float
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerParams:
+    lr: float
+    weight_decay: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainParams:
+    seeds: tuple[int, ...]
+    lens: LensParams
+    loss: LossParams
+    optimizer: OptimizerParams
+    batch_size: int
+    max_epochs: int
+    patience: int
+    standardize: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateParams:
+    ece_bins: int
+    catastrophic_f1: float
+    imbalance_minority_f1: float
+    imbalance_majority_f1: float
+    dominant_loss_fraction: float
+    collapse_separation: float
+    tiers: dict[str, float]
+
+
+# --------------------------------------------------------------------------------------------
+# Adjudications branch (import_adjudications -> adjudicate -> finetune -> evaluate_adjudications)
+
+
+def _check_range(value: float, low: float, high: float, key: str) -> None:
+    if not low <= value <= high:
+        raise ParamsError(f"{key} must be in [{low}, {high}], got {value}", row=key, rule="range")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportItemsParams:
+    tweets: int
+    movie_reviews: int
+    nyt_editorials: int
+    amazon_reviews: int
+    debates: int
+    rotten_tomatoes: int
+
+    def __post_init__(self):
+        for name, value in dataclasses.asdict(self).items():
+            if value < 0:
+                key = f"import_adjudications.items.{name}"
+                raise ParamsError(f"{key} must be >= 0, got {value}", row=key, rule="range")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportAdjudicationsParams:
+    seed: int
+    items: ImportItemsParams
+    min_chars: int
+    max_chars: int
+
+    def __post_init__(self):
+        if not 1 <= self.min_chars <= self.max_chars:
+            raise ParamsError(
+                f"need 1 <= min_chars <= max_chars, got {self.min_chars}, {self.max_chars}",
+                row="import_adjudications.min_chars",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class AdjudicateParams:
+    method: Literal["mean_threshold", "majority"]
+    threshold: float
+    min_agreement: float
+    min_raters: int
+    min_per_class: int
+    seed: int
+    split: SplitParams
+
+    def __post_init__(self):
+        _check_range(self.threshold, 0.0, 4.0, "adjudicate.threshold")
+        _check_range(self.min_agreement, 0.0, 1.0, "adjudicate.min_agreement")
+        if self.min_raters < 2 or self.min_per_class < 1:
+            raise ParamsError(
+                f"need min_raters >= 2 and min_per_class >= 1, got {self.min_raters}, "
+                f"{self.min_per_class}",
+                row="adjudicate.min_raters",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderParams:
+    source: Literal["minilm", "hf"]
+    name_or_path: str
+    pooling: Literal["cls", "mean", "last4_mean"]
+    max_length: int
+
+    def __post_init__(self):
+        if self.source == "hf" and not self.name_or_path:
+            raise ParamsError(
+                "finetune.encoder.name_or_path is required when finetune.encoder.source is hf",
+                row="finetune.encoder.name_or_path",
+                rule="required",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadParams:
+    hidden_size: int
+    n_hidden: int
+    dropout: float
+
+    def __post_init__(self):
+        _check_range(self.dropout, 0.0, 0.95, "finetune.head.dropout")
+        if self.n_hidden < 0:
+            raise ParamsError(
+                f"finetune.head.n_hidden must be >= 0, got {self.n_hidden}",
+                row="finetune.head.n_hidden",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskLossParams:
+    loss: Literal["ce", "focal"]
+    focal_gamma: float
+    label_smoothing: float
+    class_weights: bool
+    class_weight_multipliers: dict[str, float]
+    class_weight_cap: float
+    task_weight: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskWeightingParams:
+    method: Literal["fixed", "uncertainty"]
+    normalize: bool
+    normalize_momentum: float
+    log_var_min: float
+    log_var_max: float
+
+    def __post_init__(self):
+        _check_range(
+            self.normalize_momentum, 0.0, 0.999, "finetune.task_weighting.normalize_momentum"
+        )
+        if self.log_var_min > self.log_var_max:
+            raise ParamsError(
+                f"log_var_min {self.log_var_min} > log_var_max {self.log_var_max}",
+                row="finetune.task_weighting.log_var_min",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class OversampleParams:
+    enabled: bool
+    joint_alpha: float
+    max_joint_weight: float
+    sentiment: dict[str, float]
+    polarization: dict[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneOptimizerParams:
+    lr: float
+    weight_decay: float
+    llrd_decay: float
+    head_lr_multiplier: float
+    warmup_ratio: float
+
+    def __post_init__(self):
+        _check_range(self.llrd_decay, 1e-6, 1.0, "finetune.optimizer.llrd_decay")
+        _check_range(self.warmup_ratio, 0.0, 1.0, "finetune.optimizer.warmup_ratio")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneParams:
+    seed: int
+    encoder: EncoderParams
+    head: HeadParams
+    sentiment: TaskLossParams
+    polarization: TaskLossParams
+    task_weighting: TaskWeightingParams
+    oversample: OversampleParams
+    optimizer: FinetuneOptimizerParams
+    batch_size: int
+    grad_accumulation: int
+    max_grad_norm: float
+    max_epochs: int
+    patience: int
+    rdrop_alpha: float
+    mixed_precision: Literal["fp32", "bf16", "fp16"]
+
+    def __post_init__(self):
+        for task in ("sentiment", "polarization"):
+            loss: TaskLossParams = getattr(self, task)
+            key = f"finetune.{task}"
+            _check_range(loss.label_smoothing, 0.0, 0.5, f"{key}.label_smoothing")
+            _check_range(loss.focal_gamma, 0.0, 10.0, f"{key}.focal_gamma")
+            if loss.class_weight_cap <= 0 or loss.task_weight < 0:
+                raise ParamsError(
+                    f"{key}: class_weight_cap must be > 0 and task_weight >= 0",
+                    row=key,
+                    rule="range",
+                )
+        if self.grad_accumulation < 1 or self.patience < 1 or self.max_epochs < 1:
+            raise ParamsError(
+                "finetune.grad_accumulation, patience and max_epochs must be >= 1",
+                row="finetune",
+                rule="range",
+            )
+        if self.rdrop_alpha < 0 or self.max_grad_norm <= 0:
+            raise ParamsError(
+                "finetune.rdrop_alpha must be >= 0 and max_grad_norm > 0",
+                row="finetune",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class OffsetsParams:
+    grid_min: float
+    grid_max: float
+    grid_step: float
+    n_rounds: int
+
+    def __post_init__(self):
+        if self.grid_step <= 0 or self.grid_min > 0 or self.grid_max < 0 or self.n_rounds < 1:
+            raise ParamsError(
+                "evaluate_adjudications.offsets: need grid_min <= 0 <= grid_max, grid_step > 0, "
+                f"n_rounds >= 1, got {self}",
+                row="evaluate_adjudications.offsets",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateAdjudicationsParams:
+    batch_size: int
+    ece_bins: int
+    catastrophic_f1: float
+    dominant_loss_fraction: float
+    collapse_separation: float
+    offsets: OffsetsParams
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    data: DataParams
+    validate: ValidateParams
+    prompts: PromptsParams
+    model: ModelParams
+    activations: ActivationsParams
+    balance: BalanceParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    import_adjudications: ImportAdjudicationsParams
+    adjudicate: AdjudicateParams
+    finetune: FinetuneParams
+    evaluate_adjudications: EvaluateAdjudicationsParams
+
+
+_POSITIVE_INTS = {
+    "per_synset",
+    "batch_size",
+    "max_length",
+    "shard_size",
+    "base_prompts",
+    "max_epochs",
+    "patience",
+    "ece_bins",
+    "layer",
+}
+
+
+def _convert(value: object, hint: object, key: str) -> object:
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin is Literal:
+        if value not in get_args(hint):
+            raise ParamsError(
+                f"{key} must be one of {list(get_args(hint))}, got {value!r}",
+                row=key,
+                rule="domain",
+            )
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ParamsError(f"{key} must be a list, got {value!r}", row=key, rule="type")
+        (item_hint, _) = get_args(hint)
+        return tuple(_convert(v, item_hint, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key} must be a mapping, got {value!r}", row=key, rule="type")
+        key_hint, value_hint = get_args(hint)
+        return {
+            _convert(k, key_hint, f"{key}.{k}"): _convert(v, value_hint, f"{key}.{k}")
+            for k, v in value.items()
+        }
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unions are not supported in params ({key})")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{key} must be true or false, got {value!r}", row=key, rule="type")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{key} must be an integer, got {value!r}", row=key, rule="type")
+        if key.rsplit(".", 1)[-1] in _POSITIVE_INTS and value < 1:
+            raise ParamsError(f"{key} must be >= 1, got {value}", row=key, rule="range")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParamsError(f"{key} must be a number, got {value!r}", row=key, rule="type")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"{key} must be a string, got {value!r}", row=key, rule="type")
+        return value
+    raise TypeError(f"unsupported params type {hint!r} for {key}")
+
+
+def _build(cls: type, raw: object, prefix: str):
+    where = prefix or "params"
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where} must be a mapping, got {raw!r}", row=where, rule="type")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    missing = [n for n in names if n not in raw]
+    if unknown:
+        raise ParamsError(f"unknown key(s) {unknown} in {where}", row=where, rule="known keys")
+    if missing:
+        raise ParamsError(f"missing key(s) {missing} in {where}", row=where, rule="required keys")
+    values = {n: _convert(raw[n], hints[n], f"{prefix}.{n}" if prefix else n) for n in names}
+    return cls(**values)
+
+
+def _check_split(split: SplitParams, key: str) -> None:
+    fractions = (split.train, split.validation, split.test)
+    if any(f <= 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
+        raise ParamsError(
+            f"split fractions must be positive and sum to 1, got {fractions}",
+            row=key,
+            rule="fractions",
+        )
+
+
+def parse(raw: object) -> Params:
+    """Build ``Params`` from the parsed YAML mapping; raises ``ParamsError`` on any mismatch."""
+    params = _build(Params, raw, "")
+    _check_split(params.prompts.split, "prompts.split")
+    _check_split(params.adjudicate.split, "adjudicate.split")
+    if not 0.0 <= params.prompts.behavioral_ratio <= 1.0:
+        raise ParamsError(
+            f"prompts.behavioral_ratio must be in [0, 1], got {params.prompts.behavioral_ratio}",
+            row="prompts.behavioral_ratio",
+            rule="range",
+        )
+    if params.model.source == "hf" and not params.model.name_or_path:
+        raise ParamsError(
+            "model.name_or_path is required when model.source is hf",
+            row="model.name_or_path",
+            rule="required",
+        )
+    if not params.train.seeds:
+        raise ParamsError(
+            "train.seeds must list at least one seed", row="train.seeds", rule="range"
+        )
+    return params
+
+
+def load(path: Path | str = "params.yaml") -> Params:
+    """Read and parse params.yaml; a missing file or broken YAML is a ``ParamsError``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError("params file not found", path=path, rule="exists") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"params file is not valid YAML: {exc}", path=path, rule="yaml") from None
+    try:
+        return parse(raw)
+    except ParamsError as exc:
+        raise ParamsError(exc.message, path=path, row=exc.row, rule=exc.rule) from None

@@ -1,0 +1,202 @@
+"""Losses, class weights, oversampling, task weighting, LLRD and warmup of the fine-tuning toolkit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lensforge.adjudication import multitask
+from lensforge.adjudication.multitask import IGNORE
+from tests.helpers import tiny_encoder
+
+tiny_encoder_dir = tiny_encoder.tiny_encoder_dir
+
+
+def _objective(method: str, **overrides) -> multitask.MultiTaskObjective:
+    tasks = {
+        "a": {"gamma": 0.0, "label_smoothing": 0.0, "class_weights": None, "task_weight": 1.0},
+        "b": {"gamma": 0.0, "label_smoothing": 0.0, "class_weights": None, "task_weight": 0.5},
+    }
+    settings = dict(
+        method=method,
+        normalize=False,
+        normalize_momentum=0.9,
+        log_var_min=-2.0,
+        log_var_max=2.0,
+        rdrop_alpha=0.0,
+    )
+    settings.update(overrides)
+    return multitask.MultiTaskObjective(tasks, **settings)
+
+
+def test_class_weights_are_balanced_base_times_multiplier_capped():
+    weights = multitask.class_weights([60, 30, 10], multipliers=[1.0, 2.0, 1.0], cap=2.5)
+    # base 100 / (3 * count) = 0.556, 1.111, 3.333; x multipliers; the third capped at 2.5
+    assert weights == pytest.approx([100 / 180, 2 * 100 / 90, 2.5])
+    with pytest.raises(ValueError, match="every class needs training rows"):
+        multitask.class_weights([5, 0, 5], multipliers=[1, 1, 1], cap=10)
+
+
+def test_focal_loss_equals_cross_entropy_at_gamma_zero_with_weights_and_smoothing():
+    logits = torch.randn(16, 3)
+    labels = torch.randint(0, 3, (16,))
+    weight = torch.tensor([0.5, 2.0, 1.5])
+    focal = multitask.task_loss(logits, labels, gamma=0.0, label_smoothing=0.1, weight=weight)
+    expected = F.cross_entropy(logits, labels, weight=weight, label_smoothing=0.1)
+    assert focal.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_focal_loss_shrinks_the_loss_of_confident_correct_rows_most():
+    easy = torch.tensor([[5.0, 0.0, 0.0]])
+    hard = torch.tensor([[0.5, 0.4, 0.0]])
+    label = torch.tensor([0])
+    kwargs = {"label_smoothing": 0.0, "weight": None}
+    ratio_easy = multitask.task_loss(easy, label, gamma=2.0, **kwargs) / multitask.task_loss(
+        easy, label, gamma=0.0, **kwargs
+    )
+    ratio_hard = multitask.task_loss(hard, label, gamma=2.0, **kwargs) / multitask.task_loss(
+        hard, label, gamma=0.0, **kwargs
+    )
+    assert ratio_easy < 0.001 < ratio_hard
+
+
+def test_masked_rows_do_not_count_and_an_all_masked_task_gives_zero_with_a_graph():
+    logits = torch.randn(6, 3, requires_grad=True)
+    labels = torch.tensor([0, IGNORE, 2, IGNORE, 1, 1])
+    keep = labels != IGNORE
+    masked = multitask.task_loss(logits, labels, gamma=0.0, label_smoothing=0.0, weight=None)
+    subset = F.cross_entropy(logits[keep], labels[keep])
+    assert masked.item() == pytest.approx(subset.item())
+    none = multitask.task_loss(
+        logits, torch.full((6,), IGNORE), gamma=2.0, label_smoothing=0.1, weight=None
+    )
+    assert none.item() == 0.0
+    none.backward()  # still attached: a batch without a task's labels must not break backward
+    assert torch.all(logits.grad == 0)
+
+
+def test_multi_task_loss_masks_each_task_separately_and_applies_fixed_weights():
+    objective = _objective("fixed")
+    logits = {"a": torch.randn(4, 3), "b": torch.randn(4, 3)}
+    labels = {"a": torch.tensor([0, 1, IGNORE, IGNORE]), "b": torch.tensor([IGNORE, IGNORE, 2, 0])}
+    total, parts = objective(logits, labels)
+    loss_a = F.cross_entropy(logits["a"][:2], labels["a"][:2])
+    loss_b = F.cross_entropy(logits["b"][2:], labels["b"][2:])
+    assert total.item() == pytest.approx(loss_a.item() + 0.5 * loss_b.item(), rel=1e-6)
+    assert parts["b/weighted"].item() == pytest.approx(0.5 * loss_b.item(), rel=1e-6)
+    assert parts["b/weight"].item() == 0.5
+
+
+def test_uncertainty_weighting_is_exp_minus_s_times_loss_plus_half_s():
+    objective = _objective("uncertainty")
+    with torch.no_grad():
+        objective.log_vars.copy_(torch.tensor([0.5, -1.0]))
+    logits = {"a": torch.randn(4, 3), "b": torch.randn(4, 3)}
+    labels = {"a": torch.tensor([0, 1, 2, 0]), "b": torch.tensor([1, 1, 2, 0])}
+    total, parts = objective(logits, labels)
+    la = F.cross_entropy(logits["a"], labels["a"]).item()
+    lb = F.cross_entropy(logits["b"], labels["b"]).item()
+    expected = math.exp(-0.5) * la + 0.25 + math.exp(1.0) * lb - 0.5
+    assert total.item() == pytest.approx(expected, rel=1e-5)
+    assert parts["a/weight"].item() == pytest.approx(math.exp(-0.5))
+
+
+def test_uncertainty_log_variances_are_clamped_so_no_task_is_weighted_away():
+    objective = _objective("uncertainty")
+    with torch.no_grad():
+        objective.log_vars.copy_(torch.tensor([10.0, -10.0]))
+    weights = objective.effective_weights()
+    assert weights.tolist() == pytest.approx([math.exp(-2.0), math.exp(2.0)])
+    logits = {"a": torch.randn(4, 3), "b": torch.randn(4, 3)}
+    labels = {"a": torch.tensor([0, 1, 2, 0]), "b": torch.tensor([1, 1, 2, 0])}
+    total, _ = objective(logits, labels)
+    total.backward()
+    # beyond the clamp the log-variances get no gradient: they cannot run further away
+    assert objective.log_vars.grad.tolist() == [0.0, 0.0]
+
+
+def test_fixed_weighting_has_no_trainable_log_variances():
+    assert not _objective("fixed").log_vars.requires_grad
+
+
+def test_normalisation_divides_each_task_by_its_running_loss():
+    objective = _objective("fixed", normalize=True)
+    objective.train()
+    logits = {"a": torch.randn(8, 3) * 5, "b": torch.randn(8, 3)}
+    labels = {"a": torch.randint(0, 3, (8,)), "b": torch.randint(0, 3, (8,))}
+    _, parts = objective(logits, labels)
+    # first batch: the running mean is the loss itself, so each normalised loss is 1
+    assert parts["a/weighted"].item() == pytest.approx(1.0)
+    assert parts["b/weighted"].item() == pytest.approx(0.5)
+    assert objective.loss_scale[0].item() == pytest.approx(parts["a/loss"].item())
+
+
+def test_rdrop_term_is_zero_for_identical_passes_and_positive_otherwise():
+    logits = torch.randn(5, 3)
+    labels = torch.tensor([0, 1, 2, IGNORE, 1])
+    assert multitask.rdrop_kl(logits, logits, labels).item() == pytest.approx(0.0, abs=1e-7)
+    assert multitask.rdrop_kl(logits, logits.flip(0), labels).item() > 0
+
+
+def test_oversample_weights_from_joint_rarity_capped_then_boosted():
+    labels = {
+        "s": np.array([0, 0, 0, 0, 1, IGNORE]),
+        "p": np.array([IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, 2]),
+    }
+    weights = multitask.oversample_weights(
+        labels, alpha=1.0, max_joint_weight=3.0, boosts={"s": [1.0, 2.0, 1.0], "p": [1, 1, 5.0]}
+    )
+    # joint counts: (0,-) 4, (1,-) 1, (-,2) 1 -> 4/4, min(4/1, 3), min(4/1, 3); then boosts
+    assert weights.tolist() == pytest.approx([1, 1, 1, 1, 3 * 2.0, 3 * 5.0])
+
+
+def test_weighted_draws_follow_the_weights_and_are_seeded():
+    weights = np.array([1.0, 1.0, 8.0])
+    order = multitask.draw_order(3000, weights=np.tile(weights, 1000), seed=1)
+    share = np.isin(order % 3, [2]).mean()
+    assert share == pytest.approx(0.8, abs=0.03)
+    assert np.array_equal(order, multitask.draw_order(3000, weights=np.tile(weights, 1000), seed=1))
+    assert sorted(multitask.draw_order(10, weights=None, seed=0)) == list(range(10))
+
+
+def test_llrd_gives_the_top_layer_lr_and_each_layer_below_one_decay_more(tiny_encoder_dir):
+    from lensforge.adjudication import encoders
+
+    encoder, _ = encoders.load_pretrained(str(tiny_encoder_dir))
+    head = torch.nn.Linear(4, 3)
+    groups = multitask.llrd_param_groups(
+        encoder, [head], n_layers=2, lr=1.0, decay=0.5, head_lr_multiplier=3.0, weight_decay=0.1
+    )
+    lr_of = {}
+    for group in groups:
+        for p in group["params"]:
+            lr_of[id(p)] = (group["lr"], group["weight_decay"])
+    named = dict(encoder.named_parameters())
+    assert lr_of[id(named["embeddings.word_embeddings.weight"])] == (0.25, 0.1)
+    assert lr_of[id(named["encoder.layer.0.attention.self.query.weight"])] == (0.5, 0.1)
+    assert lr_of[id(named["encoder.layer.1.output.dense.weight"])] == (1.0, 0.1)
+    assert lr_of[id(named["encoder.layer.1.output.dense.bias"])] == (1.0, 0.0)
+    assert lr_of[id(head.weight)] == (3.0, 0.1)
+
+
+def test_warmup_rises_linearly_then_decays_to_zero():
+    factors = [multitask.warmup_linear(s, total_steps=10, warmup_steps=2) for s in range(11)]
+    assert factors[:3] == pytest.approx([0.5, 1.0, 1.0])
+    assert factors[6] == pytest.approx(0.5)
+    assert factors[10] == 0.0
+    assert multitask.n_warmup_steps(95, ratio=0.1) == 10
+
+
+def test_a_batch_without_a_tasks_labels_leaves_its_running_scale_alone():
+    objective = _objective("fixed", normalize=True)
+    objective.train()
+    logits = {"a": torch.randn(4, 3), "b": torch.randn(4, 3)}
+    objective(logits, {"a": torch.tensor([0, 1, 2, 0]), "b": torch.tensor([1, 1, 2, 0])})
+    before = objective.loss_scale.clone()
+    objective(logits, {"a": torch.tensor([0, 1, 2, 0]), "b": torch.full((4,), IGNORE)})
+    assert objective.loss_scale[1] == before[1]
+    assert objective.loss_scale[0] == pytest.approx(before[0].item())

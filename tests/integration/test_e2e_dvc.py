@@ -1,0 +1,59 @@
+"""End to end: real `dvc repro` and `dvc exp run` in a temp git copy of the project, tiny model.
+
+One module-scoped repro feeds every test here (it is the slow part: a few stages, each a process).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.dvc_project import make_project, ran_stages, run
+
+
+@pytest.fixture(scope="module")
+def repo(project_root, tiny_model_dir, tmp_path_factory) -> Path:
+    root = make_project(project_root, tmp_path_factory.mktemp("e2e") / "project", tiny_model_dir)
+    first = run(["dvc", "repro", "evaluate"], root)
+    root.joinpath("first_repro.log").write_text(first.stdout)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "first repro"], root)
+    return root
+
+
+def test_repro_runs_every_stage_in_order(repo):
+    order = ran_stages((repo / "first_repro.log").read_text())
+    assert order == [
+        "validate",
+        "prompts",
+        "subject_model",
+        "activations",
+        "balance",
+        "train",
+        "evaluate",
+    ]
+    manifest = json.loads((repo / "data/activations/manifest.json").read_text())
+    assert manifest["layer"] == 2
+    assert json.loads((repo / "metrics/validate.json").read_text())["success"] is True
+
+
+def test_second_repro_runs_nothing(repo):
+    again = run(["dvc", "repro", "evaluate"], repo)
+    assert ran_stages(again.stdout) == []
+    status = run(["dvc", "status", "evaluate"], repo)
+    assert "up to date" in status.stdout.lower()
+
+
+def test_exp_run_with_a_balance_variant_recomputes_no_activation(repo):
+    exp = run(
+        ["dvc", "exp", "run", "evaluate", "-n", "imbalanced", "-S", "balance.strategy=none"], repo
+    )
+    assert ran_stages(exp.stdout) == ["balance", "train", "evaluate"]
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    assert "imbalanced" in json.dumps(shown)
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json", "HEAD", "imbalanced"], repo).stdout)
+    assert "metrics/balance.json" in diff
+    plots = json.loads(run(["dvc", "plots", "diff", "--json", "HEAD", "imbalanced"], repo).stdout)
+    assert plots, "dvc plots diff produced nothing"
