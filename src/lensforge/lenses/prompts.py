@@ -3,112 +3,43 @@ and the grouped, pole-stratified split (pure; no file I/O).
 
 Every synset entry gets a ranked list of prompts; "k prompts per synset" downstream means the rows
 with ``rank < k``, so the balancing strategies select from one cached pool and never recompute an
-activation. Prefixes of the ranked list keep ``behavioral_ratio`` (seed 001: 60 % behavioural).
+activation. Prefixes of the ranked list keep ``behavioral_ratio`` (the S-tier training-strategy
+note keeps a 60 / 40 behavioural / definitional mix).
+
+No leakage by text: behavioural templates hold only a lemma, and synsets with different id head
+words share lemmas, so within a simplex the split groups are connected components of shared
+(normalised) lemmas and head words (``link_synset_groups``); experiential prompts sharing a text
+are one group. ``build_pool`` then refuses any text found in two splits of one simplex.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from lensforge.core.errors import DataError
+from lensforge.core import paths
 from lensforge.core.params import PromptsParams
-from lensforge.core.splits import assign_splits, stable_seed
+from lensforge.core.splits import (
+    assign_sized_splits,
+    check_disjoint_texts,
+    cross_split_keys,
+    link_groups,
+    normalise_text,
+    stable_seed,
+)
+from lensforge.core.templates import (
+    BEHAVIORAL,
+    DEFINITIONAL,
+    STATE_TEMPLATES,
+    normalise_lemma,
+    ranked_prompts,
+    shuffled,
+    template_candidates,
+)
 from lensforge.lenses.hatcat import POLES
-
-# {lemma} is one of the synset's lemmas; {definition} its definition, first letter lowered.
-DEFINITIONAL_TEMPLATES = (
-    "{lemma}: {definition}.",
-    "The word '{lemma}' means {definition}.",
-    "What is {lemma}? It is {definition}.",
-    "{frame}, {lemma} refers to {definition}.",
-    "{frame}, the term {lemma} names {definition}.",
-    "Define {lemma}. Answer: {definition}.",
-    "A short entry for '{lemma}': {definition}.",
-    "Explain the concept of {lemma}: {definition}.",
-    "{frame}, people use '{lemma}' for {definition}.",
-    "Concept: {lemma}. Meaning: {definition}.",
-)
-DEFINITIONAL_FRAMES = (
-    "In psychology",
-    "In everyday language",
-    "In a dictionary",
-    "In plain words",
-    "Put simply",
-    "Strictly speaking",
-)
-
-BEHAVIORAL_TEMPLATES = (
-    "Describe a moment when {who} felt {lemma}.",
-    "Write one sentence in which {who} shows {lemma}.",
-    "How does {who} behave when experiencing {lemma}?",
-    "What would you notice if {who} were full of {lemma}?",
-    "Tell a short story about {who} acting out of {lemma}.",
-    "Describe the body language of {who} in a state of {lemma}.",
-    "How might {lemma} change the choices {who} makes?",
-    "Imagine {who} overwhelmed by {lemma}. What happens next?",
-    "Give an everyday example of {lemma} in {who}.",
-    "Write a diary line by {who} about {lemma}.",
-    "What does {lemma} sound like when {who} speaks?",
-    "Show {lemma} through what {who} does, not what they say.",
-)
-BEHAVIORAL_WHO = (
-    "someone",
-    "a close friend",
-    "a stranger",
-    "a child",
-    "a colleague",
-    "an old man",
-    "a young woman",
-    "a teacher",
-    "a neighbour",
-    "a nurse",
-)
-
-
-def _clean_lemma(lemma: str) -> str:
-    return " ".join(lemma.replace("_", " ").split())
-
-
-def _clean_definition(definition: str) -> str:
-    text = " ".join(definition.split()).rstrip(".;: ")
-    return text[:1].lower() + text[1:] if text else text
-
-
-def template_candidates(lemmas: Sequence[str], definition: str) -> tuple[list[str], list[str]]:
-    """All distinct (definitional, behavioural) prompts a synset's templates can make, sorted."""
-    words = sorted({_clean_lemma(lemma) for lemma in lemmas if _clean_lemma(lemma)})
-    meaning = _clean_definition(definition)
-    definitional = {
-        template.format(lemma=lemma, definition=meaning, frame=frame)
-        for template, lemma, frame in itertools.product(
-            DEFINITIONAL_TEMPLATES, words, DEFINITIONAL_FRAMES
-        )
-    }
-    behavioral = {
-        template.format(lemma=lemma, who=who)
-        for template, lemma, who in itertools.product(BEHAVIORAL_TEMPLATES, words, BEHAVIORAL_WHO)
-    }
-    return sorted(definitional), sorted(behavioral)
-
-
-def kind_schedule(n_prompts: int, behavioral_ratio: float) -> list[str]:
-    """Kinds for ranks 0..n-1 such that every prefix holds round-down ``behavioral_ratio`` behavioural.
-
-    >>> kind_schedule(5, 0.6)
-    ['definitional', 'behavioral', 'definitional', 'behavioral', 'behavioral']
-    """
-    kinds = []
-    for rank in range(n_prompts):
-        new_behavioral = math.floor((rank + 1) * behavioral_ratio + 1e-9) > math.floor(
-            rank * behavioral_ratio + 1e-9
-        )
-        kinds.append("behavioral" if new_behavioral else "definitional")
-    return kinds
 
 
 def synset_prompts(
@@ -124,49 +55,55 @@ def synset_prompts(
 
     Raises ``DataError`` naming the synset if its lemmas cannot make enough distinct prompts.
     """
-    definitional, behavioral = template_candidates(lemmas, definition)
-    kinds = kind_schedule(n_prompts, behavioral_ratio)
+    definitional, behavioral = template_candidates(lemmas, definition, templates=STATE_TEMPLATES)
     rng = np.random.default_rng(seed)
-    pools = {
-        "definitional": [definitional[i] for i in rng.permutation(len(definitional))],
-        "behavioral": [behavioral[i] for i in rng.permutation(len(behavioral))],
-    }
-    for kind, pool in pools.items():
-        needed = kinds.count(kind)
-        if needed > len(pool):
-            raise DataError(
-                f"synset can make only {len(pool)} distinct {kind} prompts, {needed} are needed "
-                "(lower prompts.per_synset or turn off prompts.minority_boost)",
-                row=where,
-                rule="enough distinct prompts",
-            )
-    taken = {"definitional": 0, "behavioral": 0}
-    ranked = []
-    for kind in kinds:
-        ranked.append((kind, pools[kind][taken[kind]]))
-        taken[kind] += 1
-    return ranked
+    return ranked_prompts(
+        [(DEFINITIONAL, text) for text in shuffled(definitional, rng)],
+        [(BEHAVIORAL, text) for text in shuffled(behavioral, rng)],
+        n_prompts=n_prompts,
+        behavioral_ratio=behavioral_ratio,
+        where=where,
+        hint="lower prompts.per_synset or turn off prompts.minority_boost",
+    )
 
 
-def split_strata(members: pd.DataFrame) -> pd.DataFrame:
-    """One row per group with its stratum: its family and its rarest pole within its simplex.
+def link_synset_groups(synsets: pd.DataFrame) -> pd.Series:
+    """The split group of each synset row: within a simplex, rows linked by the id's head word
+    (``synset_table``'s ``group``) or by any shared ``normalise_lemma`` form one group.
 
-    ``members`` has columns simplex, pole, group, family (synset | experiential). Stratifying by
-    the rarest pole keeps the minority pole (neutral, 13 synsets in taste_development) present in
-    every split; synsets and experiential prompts are stratified apart so each splits by fraction.
+    Connected components, so a chain counts (disgust ~ revulsion ~ loathing): two synsets whose
+    templates could write the same lemma never land in different splits. Each group is named
+    after its alphabetically first head word; simplexes are linked apart, since each simplex's
+    lenses are trained and scored on that simplex's rows alone.
     """
-    synset_members = members[members["family"] == "synset"]
-    pole_sizes = synset_members.groupby(["simplex", "pole"]).size()
-    rarity = members.apply(lambda r: pole_sizes.get((r["simplex"], r["pole"]), 0), axis=1)
-    ranked = members.assign(rarity=rarity.to_numpy()).sort_values(["rarity", "pole"])
-    first = ranked.drop_duplicates(["simplex", "group"], keep="first")
-    return pd.DataFrame(
-        {
-            "simplex": first["simplex"],
-            "group": first["group"],
-            "stratum": first["simplex"] + "/" + first["pole"] + "/" + first["family"],
-        }
-    ).reset_index(drop=True)
+    groups = pd.Series(index=synsets.index, dtype=object)
+    for _, part in synsets.groupby("simplex", sort=True):
+        keys = [[normalise_lemma(lemma) for lemma in lemmas] for lemmas in part["lemmas"]]
+        groups.loc[part.index] = link_groups(list(part["group"]), keys)
+    return groups
+
+
+def link_experiential_groups(experiential: pd.DataFrame) -> pd.Series:
+    """The split group of each experiential prompt: ``experiential:<pole>:<position>``, with
+    prompts of one simplex that share a ``normalise_text`` merged into one group."""
+    names = "experiential:" + experiential["pole"] + ":" + experiential["position"].astype(str)
+    groups = pd.Series(index=experiential.index, dtype=object)
+    for _, part in experiential.groupby("simplex", sort=True):
+        keys = [[normalise_text(text)] for text in part["text"]]
+        groups.loc[part.index] = link_groups(list(names.loc[part.index]), keys)
+    return groups
+
+
+def split_sizes(members: pd.DataFrame) -> pd.DataFrame:
+    """Members of each group per stratum, the input of ``assign_sized_splits`` for one simplex.
+
+    ``members`` has columns pole, group, family (synset | experiential), one row per synset entry
+    and pole (or experiential prompt). A stratum is ``<pole>/<family>``: the split then keeps each
+    pole's synsets, and apart from them its experiential prompts, close to the split fractions,
+    counting synsets rather than groups (linked groups range from 1 to 40 synsets).
+    """
+    strata = members["pole"] + "/" + members["family"]
+    return pd.crosstab(members["group"], strata).sort_index(axis=1)
 
 
 def prompts_per_synset(
@@ -191,29 +128,29 @@ def prompts_per_synset(
 def build_pool(
     synsets: pd.DataFrame,
     experiential: pd.DataFrame,
-    params: PromptsParams,
+    config: PromptsParams,
 ) -> pd.DataFrame:
     """The ranked prompt pool of all selected simplexes (columns of ``POOL_COLUMNS``).
 
     ``synsets`` comes from ``hatcat.synset_table`` (simplex, pole, synset_key, group, lemmas,
     definition); ``experiential`` from ``hatcat.load_experiential`` (already filtered to the
-    selected simplexes). Each experiential prompt is its own group of one prompt.
+    selected simplexes). The pool's ``group`` is the split group: ``link_synset_groups`` for
+    synsets, ``link_experiential_groups`` for experiential prompts.
+
+    Raises ``DataError`` (``check_pool_texts``) if a text still lands in two splits of a simplex.
     """
+    synsets = synsets.assign(group=link_synset_groups(synsets))
     members = synsets[["simplex", "pole", "group"]].assign(family="synset")
-    if params.include_experiential and not experiential.empty:
-        exp = experiential.assign(
-            group="experiential:"
-            + experiential["pole"]
-            + ":"
-            + experiential["position"].astype(str),
-            family="experiential",
-        )
+    experiential = experiential.assign(group=link_experiential_groups(experiential))
+    if config.include_experiential and not experiential.empty:
+        exp = experiential.assign(family="experiential")
         members = pd.concat([members, exp[members.columns]], ignore_index=True)
-    fractions = (params.split.train, params.split.validation, params.split.test)
+    fractions = (config.split.train, config.split.validation, config.split.test)
     rows = []
     for simplex, simplex_members in members.groupby("simplex", sort=True):
-        strata = split_strata(simplex_members)
-        split_of = assign_splits(strata, fractions, seed=stable_seed(params.seed, simplex))
+        split_of = assign_sized_splits(
+            split_sizes(simplex_members), fractions, seed=stable_seed(config.seed, simplex)
+        )
         entries = synsets[synsets["simplex"] == simplex]
         train_counts = {
             pole: int(
@@ -222,37 +159,29 @@ def build_pool(
             for pole in POLES
         }
         boosted = prompts_per_synset(
-            train_counts, per_synset=params.per_synset, minority_boost=params.minority_boost
+            train_counts, per_synset=config.per_synset, minority_boost=config.minority_boost
         )
         for entry in entries.itertuples(index=False):
             split = split_of[entry.group]
-            n_prompts = boosted[entry.pole] if split == "train" else params.per_synset
+            n_prompts = boosted[entry.pole] if split == "train" else config.per_synset
             ranked = synset_prompts(
                 entry.lemmas,
                 entry.definition,
                 n_prompts=n_prompts,
-                behavioral_ratio=params.behavioral_ratio,
-                seed=stable_seed(params.seed, simplex, entry.pole, entry.synset_key),
+                behavioral_ratio=config.behavioral_ratio,
+                seed=stable_seed(config.seed, simplex, entry.pole, entry.synset_key),
                 where=f"{entry.synset_key} ({simplex}/{entry.pole})",
             )
             for rank, (kind, text) in enumerate(ranked):
                 rows.append(
                     (simplex, entry.pole, entry.synset_key, entry.group, kind, split, rank, text)
                 )
-        if params.include_experiential:
+        if config.include_experiential:
             for item in experiential[experiential["simplex"] == simplex].itertuples(index=False):
-                group = f"experiential:{item.pole}:{item.position}"
+                key = f"experiential:{item.pole}:{item.position}"
+                split = split_of[item.group]
                 rows.append(
-                    (
-                        simplex,
-                        item.pole,
-                        group,
-                        group,
-                        "experiential",
-                        split_of[group],
-                        0,
-                        item.text,
-                    )
+                    (simplex, item.pole, key, item.group, "experiential", split, 0, item.text)
                 )
     pool = pd.DataFrame(
         rows, columns=["simplex", "pole", "synset_key", "group", "kind", "split", "rank", "text"]
@@ -269,7 +198,23 @@ def build_pool(
         + "|"
         + pool["rank"].astype(str),
     )
+    check_pool_texts(pool)
     return pool[POOL_COLUMNS]
+
+
+def check_pool_texts(pool: pd.DataFrame) -> None:
+    """Raise ``DataError`` naming the prompts when one text is in two splits of one simplex.
+
+    Texts are compared as ``normalise_text`` keys (whitespace collapsed, casefolded). Experiential
+    prompts count like template prompts. The file named is the pool the stage writes.
+    """
+    check_disjoint_texts(
+        pool,
+        text_column="text",
+        id_column="prompt_id",
+        file=str(paths.PROMPT_POOL),
+        within="simplex",
+    )
 
 
 POOL_COLUMNS = [
@@ -286,9 +231,12 @@ POOL_COLUMNS = [
 ]
 
 
-def pool_summary(pool: pd.DataFrame) -> dict[str, int | float]:
-    """Flat counts per simplex, split and pole (synsets, prompts) for metrics/prompts.json."""
+def pool_summary(pool: pd.DataFrame, synsets: pd.DataFrame) -> dict[str, int | float]:
+    """Flat counts per simplex, split and pole (synsets, prompts) plus the leakage counts
+    (``leakage_counts``) for metrics/prompts.json; ``synsets`` is the table the pool was built from.
+    """
     summary: dict[str, int | float] = {"n_prompts": len(pool)}
+    summary.update(leakage_counts(pool, synsets))
     synset_rows = pool[pool["kind"] != "experiential"]
     for (simplex, split, pole), part in pool.groupby(["simplex", "split", "pole"], sort=True):
         key = f"{simplex}/{split}/{pole}"
@@ -301,3 +249,31 @@ def pool_summary(pool: pd.DataFrame) -> dict[str, int | float]:
             ]["synset_key"].nunique()
         )
     return summary
+
+
+def leakage_counts(pool: pd.DataFrame, synsets: pd.DataFrame) -> dict[str, int]:
+    """How much the splits of the pool share, within each simplex (both 0 for a leak-free pool).
+
+    - ``cross_split_shared_lemmas``: distinct (simplex, ``normalise_lemma``) pairs whose lemma
+      belongs to synsets (pool entries of that simplex) of more than one split;
+    - ``cross_split_identical_texts``: distinct (simplex, ``normalise_text``) pairs whose text is a
+      prompt (template or experiential) in more than one split.
+
+    Within a simplex, because each simplex's lenses are trained and scored on its rows alone.
+    """
+    entries = pool[pool["kind"] != "experiential"].drop_duplicates(["simplex", "synset_key"])
+    entry_ids = zip(entries["simplex"], entries["synset_key"], strict=True)
+    split_of = dict(zip(entry_ids, entries["split"], strict=True))
+    shared_lemmas = 0
+    identical_texts = 0
+    for simplex, part in synsets.groupby("simplex", sort=True):
+        splits = [split_of[(simplex, key)] for key in part["synset_key"]]
+        keys = [[normalise_lemma(lemma) for lemma in lemmas] for lemmas in part["lemmas"]]
+        shared_lemmas += len(cross_split_keys(splits, keys))
+    for _, part in pool.groupby("simplex", sort=True):
+        keys = [[normalise_text(text)] for text in part["text"]]
+        identical_texts += len(cross_split_keys(part["split"].tolist(), keys))
+    return {
+        "cross_split_shared_lemmas": shared_lemmas,
+        "cross_split_identical_texts": identical_texts,
+    }

@@ -1,4 +1,9 @@
-"""prompts stage: HatCat synsets + experiential prompts -> ranked prompt pool with grouped splits."""
+"""prompts stage: HatCat synsets + experiential prompts -> ranked prompt pool with grouped splits.
+
+``metrics/prompts.json`` holds counts per simplex / split / pole and the two leakage counts,
+``cross_split_shared_lemmas`` and ``cross_split_identical_texts`` (0 unless the pool leaks; see
+``prompts.leakage_counts``).
+"""
 
 from __future__ import annotations
 
@@ -24,12 +29,14 @@ def run(params: Params, *, root: Path) -> None:
 
     with artifacts.atomic_dir(paths.under(root, paths.PROMPTS_DIR)) as out_dir:
         pool.to_csv(out_dir / paths.PROMPT_POOL.name, index=False)
-    summary = prompts.pool_summary(pool)
+    summary = prompts.pool_summary(pool, synsets)
     summary["pool_sha256"] = artifacts.file_sha256(paths.under(root, paths.PROMPT_POOL))
     artifacts.write_json(paths.under(root, paths.PROMPTS_METRICS), summary)
     log.info(
-        "prompt pool: %d prompts for %d simplexes (%s)",
+        "prompt pool: %d prompts for %d simplexes (%s); %d lemmas and %d texts shared by splits",
         len(pool),
         len(simplexes),
         ", ".join(f"{s}={int((pool['simplex'] == s).sum())}" for s in simplexes),
+        summary["cross_split_shared_lemmas"],
+        summary["cross_split_identical_texts"],
     )
