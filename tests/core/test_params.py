@@ -68,3 +68,34 @@ def test_load_reports_broken_yaml_with_the_file(tmp_path):
     with pytest.raises(ParamsError, match="not valid YAML") as info:
         params.load(path)
     assert str(path) in str(info.value)
+
+
+def test_validate_text_bounds_parse_from_the_project_params(raw):
+    bounds = params.parse(raw).validate
+    assert bounds.max_definition_chars == 2000
+    assert bounds.max_name_chars == 200
+    assert bounds.max_prompt_chars == 500
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("max_definition_chars", 0, r"validate.max_definition_chars must be >= 1, got 0"),
+        ("max_prompt_chars", -5, r"validate.max_prompt_chars must be >= 1, got -5"),
+        ("min_synsets_per_pole", -1, r"validate.min_synsets_per_pole must be >= 0, got -1"),
+        ("max_name_chars", "200", r"validate.max_name_chars must be an integer"),
+    ],
+)
+def test_validate_bounds_out_of_range_are_rejected_with_their_key(raw, key, value, message):
+    broken = copy.deepcopy(raw)
+    broken["validate"][key] = value
+    with pytest.raises(ParamsError, match=message) as info:
+        params.parse(broken)
+    assert info.value.row == f"validate.{key}"
+
+
+def test_validate_text_bound_missing_is_rejected_with_its_name(raw):
+    broken = copy.deepcopy(raw)
+    del broken["validate"]["max_prompt_chars"]
+    with pytest.raises(ParamsError, match=r"missing key\(s\) \['max_prompt_chars'\] in validate"):
+        params.parse(broken)

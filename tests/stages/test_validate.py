@@ -37,7 +37,9 @@ def docs(raw_docs) -> dict[str, object]:
 
 
 def _project(root: Path, project_root: Path, docs: dict, **data_params) -> Path:
-    """A project folder with params.yaml (``data`` keys overridden) and the raw files."""
+    """A project folder with params.yaml (``data`` and ``validate`` keys overridden) and the raw
+    files."""
+    root.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((project_root / paths.PARAMS).read_text(encoding="utf-8"))
     params["validate"].update(data_params.pop("validate", {}))
     params["data"].update(data_params)
@@ -180,3 +182,127 @@ def test_pole_below_the_params_minimum_fails_with_its_count(tmp_path, project_ro
     )
     assert "13 synsets, fewer than params.validate.min_synsets_per_pole = 20" in result.output
     assert report["taste_development/neutral/n_synsets"] == 13
+
+
+# Unknown keys, text bounds, every failing row ------------------------------------------------
+
+# The longest text of each kind in HatCat's files (characters): a synset definition and a synset
+# id of the enriched file, an experiential prompt. params.yaml's bounds are generous above these.
+REAL_MAX_CHARS = {"max_definition_chars": 392, "max_name_chars": 47, "max_prompt_chars": 66}
+
+
+def test_real_files_fit_bounds_at_their_maxima_and_fail_one_below(tmp_path, project_root, docs):
+    at_max = _project(
+        tmp_path / "at", project_root, docs, synsets="enriched", validate=REAL_MAX_CHARS
+    )
+    assert _validate(at_max).exit_code == 0
+    below = {key: value - 1 for key, value in REAL_MAX_CHARS.items()}
+    root = _project(tmp_path / "below", project_root, docs, synsets="enriched", validate=below)
+    result = _validate(root)
+    assert result.exit_code == 2
+    failed = {(Path(f["file"]).name, f["row"], f["rule"]) for f in _report(root)["failures"]}
+    enriched = paths.SYNSETS["enriched"].name
+    assert failed == {
+        (
+            enriched,
+            "devotion.positive.001@relational_love_positive__enriched#0",
+            "definition length",
+        ),
+        (
+            enriched,
+            "brazilian_independência_com_saudade.neutral.015@social_connection_neutral__enriched#95",
+            "synset_id length",
+        ),
+        (EXPERIENTIAL, "motivational_regulation/negative#0", "text length"),
+    }
+
+
+def test_project_bounds_leave_a_generous_margin_over_the_real_maxima(project_root):
+    bounds = yaml.safe_load((project_root / paths.PARAMS).read_text(encoding="utf-8"))["validate"]
+    for key, real_max in REAL_MAX_CHARS.items():
+        assert bounds[key] >= 3 * real_max, key
+
+
+def test_a_fourth_pole_is_rejected_naming_file_simplex_and_rule(tmp_path, project_root, docs):
+    body = docs[DEFINITIONS]["simplexes"]["taste_development"]
+    body["mixed_pole"] = {"label": "Mixed", "definition": "both at once"}
+    root = _project(tmp_path, project_root, docs)
+    result = _validate(root)
+    _assert_clean_failure(
+        result, root, file=DEFINITIONS, row="taste_development", rule="known keys"
+    )
+    assert "'mixed_pole'" in result.output
+
+
+def test_a_misspelled_pole_key_is_rejected(tmp_path, project_root, docs):
+    body = docs[DEFINITIONS]["simplexes"]["social_evaluation"]
+    body["neutral_homeostatis"] = body.pop("neutral_homeostasis")
+    root = _project(tmp_path, project_root, docs)
+    result = _validate(root)
+    _assert_clean_failure(
+        result, root, file=DEFINITIONS, row="social_evaluation", rule="known keys"
+    )
+    assert "'neutral_homeostatis'" in result.output
+    _assert_clean_failure(
+        result, root, file=DEFINITIONS, row="social_evaluation/neutral", rule="pole present"
+    )
+
+
+@pytest.mark.parametrize(
+    ("file", "break_it", "row", "key"),
+    [
+        (
+            SYNSETS,
+            lambda doc: doc["overlaps"][TASTE_PAIR][3].update(is_synthetc=True),
+            "@" + TASTE_PAIR + "#3",
+            "is_synthetc",
+        ),
+        (EXPERIENTIAL, lambda doc: doc.update(promts={}), "(top level)", "promts"),
+    ],
+)
+def test_an_unknown_key_in_a_record_is_rejected(
+    tmp_path, project_root, docs, file, break_it, row, key
+):
+    break_it(docs[file])
+    root = _project(tmp_path, project_root, docs)
+    result = _validate(root)
+    report = _report(root)
+    (failure,) = report["failures"]
+    assert (Path(failure["file"]).name, failure["rule"]) == (file, "known keys")
+    assert failure["row"].endswith(row) and f"'{key}'" in failure["message"]
+    _assert_clean_failure(result, root, file=file, row=failure["row"], rule="known keys")
+
+
+def test_a_definition_of_two_million_characters_fails_naming_the_synset(
+    tmp_path, project_root, docs
+):
+    entry = docs[SYNSETS]["overlaps"][TASTE_PAIR][4]
+    entry["definition"] = "x" * 2_000_000
+    root = _project(tmp_path, project_root, docs)
+    result = _validate(root)
+    row = f"{entry['synset_id']}@{TASTE_PAIR}#4"
+    _assert_clean_failure(result, root, file=SYNSETS, row=row, rule="definition length")
+    assert "(2000000 characters)" in result.output
+    assert len(result.output) < 5_000  # the value is cut in the message, not copied
+
+
+def test_three_bad_synset_records_are_all_reported_each_naming_its_row(
+    tmp_path, project_root, docs
+):
+    """A bad record used to make the loader raise and hide the rest of the file."""
+    group = docs[SYNSETS]["overlaps"][TASTE_PAIR]
+    group[0]["applies_to_poles"] = ["taste_development_nuetral"]
+    del group[5]["lemmas"]
+    group[6] = ["not", "an", "object"]
+    root = _project(tmp_path, project_root, docs)
+    result = _validate(root)
+    expected = {
+        (f"{group[0]['synset_id']}@{TASTE_PAIR}#0", "pole name"),
+        (f"{group[5]['synset_id']}@{TASTE_PAIR}#5", "lemmas non-empty list"),
+        (f"?@{TASTE_PAIR}#6", "synset object"),
+    }
+    for row, rule in expected:
+        _assert_clean_failure(result, root, file=SYNSETS, row=row, rule=rule)
+    report = _report(root)
+    assert {(f["row"], f["rule"]) for f in report["failures"]} == expected
+    assert "3 failure(s)" in result.output

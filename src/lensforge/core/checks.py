@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 ROW_ID = "row_id"
+MAX_QUOTED_CHARS = 80  # a failing value longer than this is cut in messages (characters)
 
 # GX logs hundreds of INFO lines about its own docs registry when it is imported.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -120,15 +121,34 @@ def run_suite(
             continue
         column = outcome.expectation_config.kwargs.get("column")
         for entry in unexpected:
-            quote = meta.get("quote_value", True) and column in entry
-            got = f", got {_plain(entry[column])!r}" if quote else ""
+            quote = meta.get("quote_value", True) and column in entry and _present(entry[column])
+            got = f", got {quoted(entry[column])}" if quote else ""
             failures.append(Failure(file, str(entry[ROW_ID]), rule, f"{message}{got}"))
     return failures
+
+
+def _present(value: object) -> bool:
+    """False for None / NaN: "is missing, got None" says nothing more than "is missing"."""
+    return not (pd.api.types.is_scalar(value) and pd.isna(value))
 
 
 def _plain(value: object) -> object:
     """numpy scalars -> Python values, so messages read ``0`` rather than ``np.int64(0)``."""
     return value.item() if hasattr(value, "item") and not isinstance(value, list) else value
+
+
+def quoted(value: object) -> str:
+    """``repr`` of a failing value for a message, cut to ``MAX_QUOTED_CHARS`` with its full size.
+
+    A two-million-character definition must not become a two-million-character report line.
+    """
+    value = _plain(value)
+    if isinstance(value, str) and len(value) > MAX_QUOTED_CHARS:
+        return f"{value[:MAX_QUOTED_CHARS]!r}... ({len(value)} characters)"
+    text = repr(value)
+    if len(text) > MAX_QUOTED_CHARS:
+        return f"{text[:MAX_QUOTED_CHARS]}... ({len(text)} characters of repr)"
+    return text
 
 
 def non_empty_string(column: str, what: str) -> list:
@@ -145,4 +165,24 @@ def non_empty_string(column: str, what: str) -> list:
         gxe.ExpectColumnValuesToMatchRegex(
             column=column, regex=r"\S", meta={"rule": rule, "message": f"{what} is empty"}
         ),
+    ]
+
+
+def max_chars(column: str, what: str, *, limit: int, param: str) -> list:
+    """Strings of ``column`` hold at most ``limit`` characters (``param`` names the setting).
+
+    Missing values are skipped; a non-string is measured as GX does (a list's ``len``, a
+    number's ``str`` length), so pair this with ``non_empty_string`` or a type rule.
+    """
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValueLengthsToBeBetween(
+            column=column,
+            max_value=limit,
+            meta={
+                "rule": f"{column} length",
+                "message": f"{what} is longer than {param} = {limit} characters",
+            },
+        )
     ]

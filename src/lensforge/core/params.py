@@ -25,8 +25,20 @@ class DataParams:
 
 @dataclasses.dataclass(frozen=True)
 class ValidateParams:
+    """Minimum counts per selected pole and the longest text each kind of field may hold."""
+
     min_synsets_per_pole: int
     min_experiential_per_pole: int
+    max_definition_chars: int
+    max_name_chars: int
+    max_prompt_chars: int
+
+    def __post_init__(self):
+        for name, value in dataclasses.asdict(self).items():
+            low = 1 if name.startswith("max_") else 0
+            if value < low:
+                key = f"validate.{name}"
+                raise ParamsError(f"{key} must be >= {low}, got {value}", row=key, rule="range")
 
 
 @dataclasses.dataclass(frozen=True)

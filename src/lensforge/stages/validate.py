@@ -31,8 +31,7 @@ def run(params: Params, *, root: Path) -> None:
         inputs,
         files,
         simplexes=params.data.simplexes,
-        min_synsets_per_pole=params.validate.min_synsets_per_pole,
-        min_experiential_per_pole=params.validate.min_experiential_per_pole,
+        limits=params.validate,
     )
     artifacts.write_json(paths.under(root, paths.VALIDATE_METRICS), report.to_dict())
     if not report.success:
