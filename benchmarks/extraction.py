@@ -27,11 +27,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from lensforge.activations import subject  # noqa: E402
-from lensforge.activations import extraction
+from lensforge.activations import extraction, subject  # noqa: E402
 from lensforge.core import params as params_mod  # noqa: E402
-from lensforge.core import paths
-from lensforge.lenses import hatcat, prompts
+from lensforge.core import paths, sequences  # noqa: E402
+from lensforge.lenses import hatcat, prompts  # noqa: E402
 
 
 def load_texts(root: Path, params: params_mod.Params, n_prompts: int) -> list[str]:
@@ -71,14 +70,14 @@ def lensforge_extractor(
 ):
     loaded = subject.load_for_extraction(model_dir, dtype=torch.float32)
     cut = extraction.CutModel(loaded.model, layer)
-    pad_id = extraction.pad_id_of(loaded.tokenizer)
+    pad_id = sequences.pad_id_of(loaded.tokenizer)
     device = torch.device("cpu")
     ids = [f"p{i}" for i in range(len(texts))]
-    warm, _ = extraction.tokenize(loaded.tokenizer, texts[:1], max_length=max_length)
+    warm, _ = sequences.tokenize(loaded.tokenizer, texts[:1], max_length=max_length)
     list(extraction.iter_vectors(cut, warm, [[0]], pooling="last", pad_id=pad_id,
                                  prompt_ids=ids, device=device))  # warm-up, not timed  # fmt: skip
     started = time.perf_counter()
-    token_ids, _ = extraction.tokenize(loaded.tokenizer, texts, max_length=max_length)
+    token_ids, _ = sequences.tokenize(loaded.tokenizer, texts, max_length=max_length)
     batches = extraction.plan_batches([len(t) for t in token_ids], batch_size=batch_size)
     out = torch.empty(len(texts), cut.decoder.config.hidden_size)  # (n, d_model)
     with tqdm(total=len(texts), unit="prompt", desc="(b) lensforge") as bar:

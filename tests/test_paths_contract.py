@@ -53,6 +53,7 @@ def test_every_metrics_file_in_paths_is_declared_by_its_stage(project_root):
     expected = {
         "validate": paths.VALIDATE_METRICS,
         "prompts": paths.PROMPTS_METRICS,
+        "subject_model": paths.SUBJECT_MODEL_METRICS,
         "activations": paths.ACTIVATIONS_METRICS,
         "balance": paths.BALANCE_METRICS,
         "train": paths.TRAIN_METRICS,

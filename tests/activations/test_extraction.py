@@ -1,4 +1,4 @@
-"""Extraction core: pooling, the cut model, length-sorted batches, shards and the finite check."""
+"""Extraction core: the cut model, length-sorted batches, shards and the finite check."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lensforge.activations import cache, extraction
+from lensforge.core import sequences
 from lensforge.core.errors import DataError, ParamsError
+from tests.core.test_sequences import padded
 
 TEXTS = [
     "i feel happy about the sweet food that my friend has made for me today",
@@ -19,60 +21,11 @@ TEXTS = [
 ]
 
 
-def hidden_3x4x2() -> torch.Tensor:
-    """Batch of 3 sequences x 4 positions x 2 dims; the value at (b, t) is (10 b + t, -(10 b + t))."""
-    base = torch.tensor([[10.0 * b + t for t in range(4)] for b in range(3)])  # (batch, seq)
-    return torch.stack([base, -base], dim=-1)  # (batch, seq, d_model)
-
-
-def test_pool_last_takes_the_last_real_token_with_right_padding():
-    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
-    pooled = extraction.pool_last(hidden_3x4x2(), mask)
-    assert pooled.tolist() == [[3.0, -3.0], [11.0, -11.0], [20.0, -20.0]]
-
-
-def test_pool_last_takes_the_last_real_token_with_left_padding():
-    mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1]])
-    pooled = extraction.pool_last(hidden_3x4x2(), mask)
-    assert pooled.tolist() == [[3.0, -3.0], [13.0, -13.0], [23.0, -23.0]]
-
-
-def test_pool_mean_averages_only_real_tokens_with_right_and_left_padding():
-    hidden = hidden_3x4x2()
-    right = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
-    left = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1]])
-    assert extraction.pool_mean(hidden, right).tolist() == [[1.5, -1.5], [10.5, -10.5], [20, -20]]
-    assert extraction.pool_mean(hidden, left).tolist() == [[1.5, -1.5], [12.5, -12.5], [23, -23]]
-
-
-def test_pool_mean_ignores_non_finite_values_at_pad_positions():
-    hidden = hidden_3x4x2()
-    hidden[1, 2:] = float("nan")
-    hidden[2, 1:] = float("inf")
-    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
-    assert extraction.pool_mean(hidden, mask).tolist() == [[1.5, -1.5], [10.5, -10.5], [20, -20]]
-
-
-def test_pooling_a_row_without_real_tokens_raises():
-    mask = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]])
-    with pytest.raises(ValueError, match=r"rows \[1\]"):
-        extraction.pool_last(hidden_3x4x2(), mask)
-    with pytest.raises(ValueError, match=r"rows \[1\]"):
-        extraction.pool(hidden_3x4x2(), mask, pooling="mean")
-
-
-def test_pad_batch_pads_on_the_requested_side():
-    ids, mask = extraction.pad_batch([[5, 6, 7], [8]], pad_id=0, padding_side="right")
-    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
-    ids, mask = extraction.pad_batch([[5, 6, 7], [8]], pad_id=0, padding_side="left")
-    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
-
-
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     full = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
-    token_ids, _ = extraction.tokenize(tokenizer, TEXTS, max_length=64)
+    token_ids, _ = sequences.tokenize(tokenizer, TEXTS, max_length=64)
     return tiny_model_dir, full, token_ids
 
 
@@ -91,9 +44,9 @@ def full_model_last_token(full, token_ids, layer: int) -> torch.Tensor:
 def test_cut_model_equals_the_full_models_hidden_state_at_that_layer(tiny, layer, padding_side):
     model_dir, full, token_ids = tiny
     cut = extraction.CutModel(AutoModelForCausalLM.from_pretrained(model_dir).eval(), layer)
-    input_ids, mask = extraction.pad_batch(token_ids, pad_id=0, padding_side=padding_side)
+    input_ids, mask = padded(token_ids, padding_side=padding_side)
     with torch.inference_mode():
-        pooled = extraction.pool_last(cut(input_ids, mask), mask)  # (n, d_model)
+        pooled = sequences.last_token(cut(input_ids, mask), mask)  # (n, d_model)
     expected = full_model_last_token(full, token_ids, layer)
     torch.testing.assert_close(pooled, expected, atol=1e-5, rtol=0)
 
@@ -108,7 +61,7 @@ def test_cut_model_keeps_only_the_layers_up_to_l_and_no_lm_head(tiny):
 def test_cut_model_at_the_top_layer_returns_the_stream_before_the_final_norm(tiny):
     model_dir, full, token_ids = tiny
     cut = extraction.CutModel(AutoModelForCausalLM.from_pretrained(model_dir).eval(), 4)
-    input_ids, mask = extraction.pad_batch(token_ids[:1], pad_id=0, padding_side="right")
+    input_ids, mask = padded(token_ids[:1])
     with torch.inference_mode():
         stream = cut(input_ids, mask)  # (1, seq, d_model)
         expected = full(input_ids, output_hidden_states=True).hidden_states[4]

@@ -40,10 +40,11 @@ def test_a_local_hf_model_is_saved_with_a_card_of_its_dims_and_weight_hash(
     loaded = subject.load_source(hf_params(str(tiny_model_dir)), work_dir=tmp_path)
     out_dir = tmp_path / "subject"
     subject.save_subject(loaded, out_dir)
-    card = subject.build_card(loaded, out_dir, conversion_seconds=1.234)
+    card = subject.build_card(loaded, out_dir)
     assert card["source"] == "hf" and card["name_or_path"] == str(tiny_model_dir)
     assert (card["n_layers"], card["d_model"]) == (4, 32)
-    assert card["config"]["model_type"] == "gemma3_text" and card["conversion_seconds"] == 1.23
+    assert card["config"]["model_type"] == "gemma3_text"
+    assert not [k for k in card if "second" in k or "time" in k]  # timings live in metrics
     assert card["weights_sha256"] == {
         "model.safetensors": file_sha256(out_dir / "model.safetensors")
     }
@@ -67,6 +68,24 @@ def test_a_missing_model_card_says_which_stage_to_run(tmp_path):
         subject.read_card(tmp_path)
     write_json(tmp_path / paths.MODEL_CARD_NAME, {"n_layers": 4})
     assert subject.read_card(tmp_path) == {"n_layers": 4}
+
+
+def test_conversion_metrics_hold_the_timings_rounded_and_the_model_size():
+    card = {"n_layers": 4, "d_model": 32, "config": {"n_parameters": 1234}}
+    assert subject.conversion_metrics(card, load_seconds=1.234, seconds=5.678) == {
+        "n_layers": 4,
+        "d_model": 32,
+        "n_parameters": 1234,
+        "load_seconds": 1.23,
+        "conversion_seconds": 5.68,
+    }
+
+
+def test_a_model_card_that_is_not_json_is_an_artifact_error_naming_the_file(tmp_path):
+    (tmp_path / paths.MODEL_CARD_NAME).write_text("{not json", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="subject model card is not valid JSON") as info:
+        subject.read_card(tmp_path)
+    assert info.value.path == tmp_path / paths.MODEL_CARD_NAME
 
 
 def test_model_dims_read_the_text_config(tiny_model_dir):

@@ -30,7 +30,10 @@ def test_subject_model_saves_a_loadable_hf_folder_with_its_card(
     assert card["source"] == "hf" and card["name_or_path"] == str(tiny_model_dir)
     assert (card["n_layers"], card["d_model"]) == (4, 32)
     assert set(card["weights_sha256"]) == {"model.safetensors"}
-    assert card["conversion_seconds"] > 0
+    assert "conversion_seconds" not in card  # a timing would change the folder's hash
+    metrics = json.loads((tmp_path / paths.SUBJECT_MODEL_METRICS).read_text())
+    assert metrics["conversion_seconds"] > 0 and metrics["load_seconds"] > 0
+    assert (metrics["n_layers"], metrics["d_model"]) == (4, 32)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     assert model.config.num_hidden_layers == 4 and tokenizer("a b")["input_ids"][0] == 2
@@ -41,3 +44,4 @@ def test_a_failed_subject_model_run_leaves_no_output_folder(project_root, tmp_pa
     with pytest.raises(ParamsError, match="cannot load model"):
         subject_model.run(hf_params(project_root, str(tmp_path / "no_model_here")), root=tmp_path)
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == []
+    assert not (tmp_path / paths.SUBJECT_MODEL_METRICS).exists()

@@ -1,7 +1,10 @@
-"""Reading the activation cache: safetensors shards + ``index.csv`` + ``manifest.json``.
+"""The activation cache format: safetensors shards + ``index.csv`` + ``manifest.json``.
 
-The writer lives in ``stages/activations.py`` (via ``extraction``); readers (balance, train,
-evaluate) go through here so the on-disk layout is known in one place.
+The prompt pool goes in (``read_pool``); the activations stage writes shards through
+``extraction`` and finishes the folder here (``finish``: index + manifest with its cache key);
+readers (balance, train, evaluate) go through ``read_*`` so the on-disk layout is known in one
+place. Everything in the folder is a function of its inputs (no timings, no dates): the same
+pool, model and settings give the same bytes, so ``dvc repro`` keeps the cache's hash.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import torch
 from safetensors import safe_open
 
 from lensforge.core import paths
-from lensforge.core.errors import ArtifactError
+from lensforge.core.artifacts import read_json, text_sha256, write_csv, write_json
+from lensforge.core.errors import ArtifactError, DataError
+from lensforge.core.params import ActivationsParams
 
 INDEX_COLUMNS = [
     "prompt_id",
@@ -29,11 +34,123 @@ INDEX_COLUMNS = [
     "shard",
     "row",
 ]
+POOL_COLUMNS = [c for c in INDEX_COLUMNS if c not in ("shard", "row")] + ["text"]
 SHARD_TENSOR = "activations"
+# Card fields naming where the subject model came from, copied into the manifest when present.
+ORIGIN_FIELDS = (
+    "source",
+    "package",
+    "package_version",
+    "gguf_file",
+    "gguf_sha256",
+    "name_or_path",
+    "revision",
+)
 
 
 def shard_name(shard: int, *, rank: int = 0) -> str:
     return f"shard_r{rank:02d}_{shard:05d}.safetensors"
+
+
+def read_pool(pool_path: Path) -> pd.DataFrame:
+    """The prompt pool's ``POOL_COLUMNS``, checked: rows present, unique ids, non-empty texts."""
+    pool_path = Path(pool_path)
+    if not pool_path.is_file():
+        raise ArtifactError("prompt pool missing: run `lensforge prompts`", path=pool_path)
+    pool = pd.read_csv(pool_path, keep_default_na=False)
+    missing = [c for c in POOL_COLUMNS if c not in pool.columns]
+    if missing:
+        raise DataError(f"prompt pool lacks columns {missing}", path=pool_path, rule="columns")
+    duplicated = pool.loc[pool["prompt_id"].duplicated(), "prompt_id"].tolist()
+    if duplicated:
+        raise DataError(
+            f"duplicate prompt ids {duplicated[:5]}",
+            path=pool_path,
+            row=duplicated[0],
+            rule="unique ids",
+        )
+    empty = pool.loc[pool["text"].astype(str).str.strip() == "", "prompt_id"].tolist()
+    if empty:
+        raise DataError("empty prompt text", path=pool_path, row=empty[0], rule="non-empty text")
+    if pool.empty:
+        raise DataError("prompt pool has no rows", path=pool_path, rule="non-empty pool")
+    return pool[POOL_COLUMNS]
+
+
+def cache_key(
+    *,
+    card_sha256: str,
+    weights_sha256: dict,
+    pool_sha256: str,
+    layer: int,
+    settings: ActivationsParams,
+    compute_dtype: str,
+) -> dict:
+    """The inputs and settings that change a vector, plus ``cache_key``, their sha256.
+
+    Batch size, shard size and the process count are left out: they move vectors between
+    shards, never change one (the tests check every layout against one process).
+    """
+    key = {
+        "model_card_sha256": card_sha256,
+        "weights_sha256": weights_sha256,
+        "layer": layer,
+        "pooling": settings.pooling,
+        "dtype": settings.dtype,
+        "max_length": settings.max_length,
+        "compute_dtype": compute_dtype,
+        "prompt_pool_sha256": pool_sha256,
+    }
+    return {**key, "cache_key": text_sha256(json.dumps(key, sort_keys=True))}
+
+
+def build_manifest(
+    card: dict,
+    index: pd.DataFrame,
+    *,
+    card_sha256: str,
+    pool_sha256: str,
+    layer: int,
+    settings: ActivationsParams,
+    compute_dtype: str,
+    padding_side: str,
+    n_truncated: int,
+    n_processes: int,
+) -> dict:
+    """What produced this cache: the ``cache_key`` fields (``card`` is the subject model's card,
+    ``card_sha256`` its file's hash), the model's origin and dims, and the layout (batch and shard
+    size, processes, shard files). Holds no timing."""
+    key = cache_key(
+        card_sha256=card_sha256,
+        weights_sha256=card["weights_sha256"],
+        pool_sha256=pool_sha256,
+        layer=layer,
+        settings=settings,
+        compute_dtype=compute_dtype,
+    )
+    return {
+        **key,
+        "model": {k: card[k] for k in ORIGIN_FIELDS if card.get(k) is not None},
+        "n_layers": card["n_layers"],
+        "d_model": card["d_model"],
+        "n_prompts": len(index),
+        "batch_size": settings.batch_size,
+        "shard_size": settings.shard_size,
+        "padding_side": padding_side,
+        "n_truncated": n_truncated,
+        "n_processes": n_processes,
+        "shards": sorted(set(index["shard"])),
+    }
+
+
+def finish(act_dir: Path, index: pd.DataFrame, *, manifest: dict) -> None:
+    """Complete a cache folder whose shards are written: check them, write index and manifest."""
+    act_dir = Path(act_dir)
+    missing = sorted(name for name in set(index["shard"]) if not (act_dir / name).is_file())
+    if missing:
+        raise ArtifactError(f"shards missing after extraction: {missing}", path=act_dir)
+    write_csv(act_dir / paths.ACTIVATION_INDEX_NAME, index[INDEX_COLUMNS])
+    write_json(act_dir / paths.ACTIVATION_MANIFEST_NAME, manifest)
 
 
 def read_index(act_dir: Path) -> pd.DataFrame:
@@ -44,12 +161,7 @@ def read_index(act_dir: Path) -> pd.DataFrame:
 
 
 def read_manifest(act_dir: Path) -> dict:
-    manifest_path = Path(act_dir) / paths.ACTIVATION_MANIFEST_NAME
-    if not manifest_path.exists():
-        raise ArtifactError(
-            "activation manifest missing: run the activations stage", path=manifest_path
-        )
-    return json.loads(manifest_path.read_text(encoding="utf-8"))
+    return read_json(Path(act_dir) / paths.ACTIVATION_MANIFEST_NAME, what="activations manifest")
 
 
 def read_vectors(act_dir: Path, rows: pd.DataFrame) -> torch.Tensor:

@@ -6,7 +6,8 @@
   applies its final norm to whatever its last layer returns.
 - Batches: prompts are sorted by token count (longest first, ties in pool order), so a batch pads
   little; positions travel with every batch and the index restores pool order.
-- Pooling reads the attention mask, so last-non-pad and masked-mean are right for left and right
+- Tokenising, padding and pooling are ``core.sequences`` (shared with the adjudication encoder):
+  pooling reads the attention mask, so last-non-pad and masked-mean are right for left and right
   padding alike. Position ids come from the mask too.
 - Data-parallel: the batch plan is a pure function of the token counts, so every process computes
   the same plan. Rank r runs batches r, r + W, r + 2W, ... (disjoint, similar lengths on every rank)
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,12 +25,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lensforge.activations import cache
+from lensforge.activations import cache, subject
+from lensforge.core import sequences
 from lensforge.core.artifacts import write_safetensors
 from lensforge.core.errors import DataError, ParamsError
 
 POOLINGS = ("last", "mean")
 STORAGE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
+# Forward-pass precision (``activations.compute_dtype``, a param: it changes the vectors): float32
+# is the CPU default (bf16 matmuls are slow there); bfloat16 is the GPU choice.
+COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Right padding keeps every prompt's tokens at the indices they have alone; left padding gives the
 # same vectors (position ids come from the mask; tests check both), so this is not a result setting.
 PADDING_SIDE = "right"
@@ -43,17 +49,6 @@ def validate_layer(layer: int, *, n_layers: int) -> None:
             row="model.layer",
             rule="1 <= layer <= n_layers",
         )
-
-
-COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-def compute_dtype(name: str) -> torch.dtype:
-    """Forward-pass precision from ``activations.compute_dtype`` (a param: it changes the vectors).
-
-    float32 is the CPU default (bf16 matmuls are slow there); bfloat16 is the GPU choice.
-    """
-    return COMPUTE_DTYPES[name]
 
 
 class CutModel(nn.Module):
@@ -82,12 +77,11 @@ class CutModel(nn.Module):
         self._captured = output[0] if isinstance(output, tuple) else output
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (batch, seq)
         self._captured = None
         self.decoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            position_ids=position_ids,
+            position_ids=sequences.position_ids(attention_mask),  # (batch, seq)
             use_cache=False,
         )
         hidden, self._captured = self._captured, None
@@ -96,34 +90,12 @@ class CutModel(nn.Module):
         return hidden  # (batch, seq, d_model)
 
 
-def _check_mask(attention_mask: torch.Tensor) -> None:
-    empty = (attention_mask.sum(dim=1) == 0).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(f"rows {empty} of the batch have no real token to pool")
-
-
-def pool_last(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Each row's vector at its last real token, wherever the pads are. Returns float32."""
-    _check_mask(attention_mask)
-    n_rows, seq = attention_mask.shape
-    positions = torch.arange(seq, device=hidden.device).expand(n_rows, seq)  # (batch, seq)
-    last = torch.where(attention_mask.bool(), positions, -1).amax(dim=1)  # (batch,)
-    return hidden[torch.arange(n_rows, device=hidden.device), last].float()  # (batch, d_model)
-
-
-def pool_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mean over each row's real tokens (pads excluded, even if non-finite). Returns float32."""
-    _check_mask(attention_mask)
-    keep = attention_mask.bool().unsqueeze(-1)  # (batch, seq, 1)
-    total = torch.where(keep, hidden.float(), 0.0).sum(dim=1)  # (batch, d_model)
-    return total / attention_mask.sum(dim=1, keepdim=True).float()  # (batch, d_model)
-
-
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, *, pooling: str) -> torch.Tensor:
+    """One float32 vector per row, ``(batch, d_model)``: ``last`` real token or ``mean`` of them."""
     if pooling == "last":
-        return pool_last(hidden, attention_mask)
+        return sequences.last_token(hidden, attention_mask)
     if pooling == "mean":
-        return pool_mean(hidden, attention_mask)
+        return sequences.masked_mean(hidden, attention_mask)
     raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
 
 
@@ -142,12 +114,31 @@ def check_finite(vectors: torch.Tensor, *, layer: int, prompt_ids: Sequence[str]
         )
 
 
-def tokenize(tokenizer, texts: Sequence[str], *, max_length: int) -> tuple[list[list[int]], int]:
-    """Token ids per text (with the tokenizer's special tokens, e.g. ``<bos>``), each cut to
-    ``max_length`` tokens; also returns how many texts were cut."""
-    ids = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-    n_truncated = sum(len(row) > max_length for row in ids)
-    return [list(row[:max_length]) for row in ids], n_truncated
+def load_cut(model_dir: Path, *, layer: int, compute_dtype: str) -> tuple[CutModel, object, dict]:
+    """``(cut model, tokenizer, card)`` of the converted subject model, on the CPU.
+
+    The layer is checked against the card before the weights are loaded (a fast, clear error).
+    """
+    card = subject.read_card(model_dir)
+    validate_layer(layer, n_layers=card["n_layers"])
+    loaded = subject.load_for_extraction(model_dir, dtype=COMPUTE_DTYPES[compute_dtype])
+    return CutModel(loaded.model, layer), loaded.tokenizer, card
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Token ids per prompt (pool order), their length-sorted batches, and how many were cut."""
+
+    token_ids: list[list[int]]
+    batches: list[list[int]]
+    n_truncated: int
+
+
+def plan(tokenizer, texts: Sequence[str], *, max_length: int, batch_size: int) -> Plan:
+    """Tokenise the pool (``core.sequences.tokenize``) and plan its batches (``plan_batches``)."""
+    tokens = sequences.tokenize(tokenizer, texts, max_length=max_length)
+    batches = plan_batches([len(ids) for ids in tokens.ids], batch_size=batch_size)
+    return Plan(tokens.ids, batches, tokens.n_truncated)
 
 
 def plan_batches(lengths: Sequence[int], *, batch_size: int) -> list[list[int]]:
@@ -197,22 +188,6 @@ def build_index(
     return index[cache.INDEX_COLUMNS]
 
 
-def pad_batch(
-    token_ids: Sequence[Sequence[int]], *, pad_id: int, padding_side: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(input_ids, attention_mask)``, both ``(batch, longest)``, padded on ``padding_side``."""
-    if padding_side not in ("left", "right"):
-        raise ValueError(f"padding_side must be left or right, got {padding_side!r}")
-    longest = max(len(ids) for ids in token_ids)
-    input_ids = torch.full((len(token_ids), longest), pad_id, dtype=torch.long)  # (batch, seq)
-    attention_mask = torch.zeros((len(token_ids), longest), dtype=torch.long)  # (batch, seq)
-    for i, ids in enumerate(token_ids):
-        span = slice(0, len(ids)) if padding_side == "right" else slice(longest - len(ids), longest)
-        input_ids[i, span] = torch.as_tensor(ids, dtype=torch.long)
-        attention_mask[i, span] = 1
-    return input_ids, attention_mask
-
-
 def iter_vectors(
     cut: CutModel,
     token_ids: Sequence[Sequence[int]],
@@ -230,11 +205,13 @@ def iter_vectors(
     """
     with torch.inference_mode():
         for positions in batches:
-            input_ids, attention_mask = pad_batch(
+            batch = sequences.pad_batch(
                 [token_ids[p] for p in positions], pad_id=pad_id, padding_side=PADDING_SIDE
             )
-            hidden = cut(input_ids.to(device), attention_mask.to(device))  # (batch, seq, d_model)
-            vectors = pool(hidden, attention_mask.to(device), pooling=pooling).cpu()
+            input_ids = batch["input_ids"].to(device)  # (batch, seq)
+            attention_mask = batch["attention_mask"].to(device)  # (batch, seq)
+            hidden = cut(input_ids, attention_mask)  # (batch, seq, d_model)
+            vectors = pool(hidden, attention_mask, pooling=pooling).cpu()  # (batch, d_model)
             check_finite(
                 vectors,
                 layer=cut.layer,
@@ -330,9 +307,16 @@ def extract_to_shards(
     return n_mine
 
 
-def pad_id_of(tokenizer) -> int:
-    """Token id used for padding; its value never matters (masked), only that it is a valid id."""
-    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if token_id is not None:
-            return int(token_id)
-    return 0
+def summary(
+    index: pd.DataFrame, *, d_model: int, seconds: float, n_truncated: int, n_processes: int
+) -> dict:
+    """The stage's metrics: counts, and the wall-clock time (kept out of the cache itself)."""
+    return {
+        "n_prompts": len(index),
+        "d_model": d_model,
+        "n_shards": int(index["shard"].nunique()),
+        "n_truncated": n_truncated,
+        "n_processes": n_processes,
+        "seconds": round(seconds, 3),
+        "prompts_per_second": round(len(index) / seconds, 2),
+    }

@@ -6,7 +6,9 @@ transformers dequantizes every tensor (about a minute for Gemma-3-270m), so the
 ``subject_model`` stage does it once and caches a plain HF folder; extraction then loads that
 folder in seconds. The model card written beside the weights records where they came from (package,
 version, GGUF file and its sha256) and the sha256 of the saved weights, so the activation cache
-can name exactly which model produced it.
+can name exactly which model produced it. The folder holds nothing run-specific (no timing, no
+date, no temp path): converting the same source again gives the same bytes, so ``dvc repro``
+keeps its hash; timings go to the stage's metrics (``conversion_metrics``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import contextlib
 import dataclasses
 import importlib.metadata
 import importlib.util
-import json
 import os
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from lensforge.core import paths
-from lensforge.core.artifacts import file_sha256
+from lensforge.core.artifacts import file_sha256, read_json
 from lensforge.core.errors import ArtifactError, ParamsError
 from lensforge.core.params import ModelParams
 
@@ -145,8 +146,12 @@ def model_dims(config) -> tuple[int, int]:
     return int(text.num_hidden_layers), int(text.hidden_size)
 
 
-def build_card(subject: Subject, model_dir: Path, *, conversion_seconds: float) -> dict:
-    """The model card: origin, config summary, dims and the sha256 of every saved weight file."""
+def build_card(subject: Subject, model_dir: Path) -> dict:
+    """The model card: origin, config summary, dims and the sha256 of every saved weight file.
+
+    Only what the saved folder is a function of: a timing here would change the card's hash,
+    and with it the activation cache's manifest, on every repro.
+    """
     config = subject.model.config
     n_layers, d_model = model_dims(config)
     text = config.get_text_config()
@@ -168,7 +173,18 @@ def build_card(subject: Subject, model_dir: Path, *, conversion_seconds: float) 
             "n_parameters": sum(p.numel() for p in subject.model.parameters()),
         },
         "weights_sha256": {path.name: file_sha256(path) for path in weights},
-        "conversion_seconds": round(conversion_seconds, 2),
+    }
+
+
+def conversion_metrics(card: dict, *, load_seconds: float, seconds: float) -> dict:
+    """The subject_model stage's metrics: the model's size and how long loading and the whole
+    conversion took (wall clock; it varies run to run, so it lives here, not in the card)."""
+    return {
+        "n_layers": card["n_layers"],
+        "d_model": card["d_model"],
+        "n_parameters": card["config"]["n_parameters"],
+        "load_seconds": round(load_seconds, 2),
+        "conversion_seconds": round(seconds, 2),
     }
 
 
@@ -179,7 +195,7 @@ def read_card(model_dir: Path) -> dict:
         raise ArtifactError(
             "subject model card missing: run `lensforge subject_model`", path=card_path
         )
-    return json.loads(card_path.read_text(encoding="utf-8"))
+    return read_json(card_path, what="subject model card")
 
 
 def load_for_extraction(model_dir: Path, *, dtype: torch.dtype) -> Subject:

@@ -73,13 +73,22 @@ def write_safetensors(path: Path | str, tensors: dict, metadata: dict[str, str] 
 
 @contextlib.contextmanager
 def atomic_dir(path: Path | str) -> Iterator[Path]:
-    """Yield an empty ``<path>.tmp`` folder; on success it replaces ``path`` as a whole."""
+    """Yield an empty ``<path>.tmp`` folder; on success it replaces ``path`` as a whole.
+
+    The swap is two renames (``path`` -> ``<path>.old``, ``<path>.tmp`` -> ``path``). What a
+    killed run left is settled first: a ``.tmp`` folder is torn and goes; an ``.old`` folder
+    beside a missing ``path`` is the previous complete version (the kill fell between the two
+    renames) and is put back, so a failure in this run, too, leaves that version in place.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     old = path.with_name(path.name + ".old")
-    for stale in (tmp, old):
-        if stale.exists():
-            shutil.rmtree(stale)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    if old.exists() and not path.exists():
+        os.replace(old, path)
+    elif old.exists():
+        shutil.rmtree(old)
     tmp.mkdir(parents=True)
     try:
         yield tmp

@@ -36,6 +36,7 @@ TRAIN_LIVE_DIR = Path("metrics/train")
 METRICS_DIR = Path("metrics")
 VALIDATE_METRICS = METRICS_DIR / "validate.json"
 PROMPTS_METRICS = METRICS_DIR / "prompts.json"
+SUBJECT_MODEL_METRICS = METRICS_DIR / "subject_model.json"
 ACTIVATIONS_METRICS = METRICS_DIR / "activations.json"
 BALANCE_METRICS = METRICS_DIR / "balance.json"
 TRAIN_METRICS = METRICS_DIR / "train.json"
