@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lensforge.adjudication import encoders
+from lensforge.core import sequences
 from lensforge.core.errors import ArtifactError
 from tests.helpers import tiny_encoder
 
@@ -26,9 +27,10 @@ def _model(tiny_encoder_dir, pooling: str = "mean") -> tuple:
 @pytest.mark.parametrize("pooling", encoders.POOLINGS)
 def test_padding_does_not_change_a_sentence_vector(tiny_encoder_dir, pooling):
     model, tokenizer = _model(tiny_encoder_dir, pooling)
-    ids = encoders.tokenize(tokenizer, ["short one", "a much longer sentence here"], max_length=32)
-    alone = encoders.pad_batch(ids[:1], pad_id=tokenizer.pad_token_id)
-    padded = encoders.pad_batch(ids, pad_id=tokenizer.pad_token_id)
+    texts = ["short one", "a much longer sentence here"]
+    ids = sequences.tokenize(tokenizer, texts, max_length=32).ids
+    alone = sequences.pad_batch(ids[:1], pad_id=tokenizer.pad_token_id)
+    padded = sequences.pad_batch(ids, pad_id=tokenizer.pad_token_id)
     with torch.no_grad():
         a = model(**alone)["sentiment"][0]
         b = model(**padded)["sentiment"][0]
@@ -40,7 +42,7 @@ def test_saved_classifier_loads_back_with_identical_logits(tiny_encoder_dir, tmp
     card = {"task_classes": CLASSES, "pooling": "mean", "head": HEAD, "max_length": 32}
     encoders.save_adjudicator(tmp_path, model, tokenizer, card=card)
     loaded, loaded_tokenizer, loaded_card = encoders.load_adjudicator(tmp_path)
-    ids = encoders.tokenize(loaded_tokenizer, ["great film", "terrible, awful"], max_length=32)
+    ids = sequences.tokenize(loaded_tokenizer, ["great film", "terrible, awful"], max_length=32).ids
     before = encoders.predict_logits(model, ids, batch_size=1, pad_id=0)
     after = encoders.predict_logits(loaded, ids, batch_size=2, pad_id=0)
     for task in CLASSES:

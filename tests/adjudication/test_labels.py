@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from lensforge.adjudication import labels, sources
+from lensforge.core.errors import DataError
 
 
 def _ratings(table: dict[str, list[int]]) -> pd.DataFrame:
@@ -39,7 +40,7 @@ def test_majority_takes_the_most_common_rater_class_and_leaves_ties_unlabelled()
     by_item = verdicts.set_index("item_id")
     assert by_item.loc["a", "sentiment"] == "positive"  # mean 0.8 too, but by 3 of 5 raters
     assert by_item.loc["a", "sentiment_agreement"] == pytest.approx(0.6)
-    assert by_item.loc["tie", "sentiment"] == labels.NO_LABEL
+    assert pd.isna(by_item.loc["tie", "sentiment"])
 
 
 def test_majority_and_mean_threshold_can_disagree():
@@ -97,7 +98,7 @@ def test_polarization_mapping_table_maps_party_moderator_plot_and_reviews():
         }
     )
     mapped = labels.polarization_labels(items).tolist()
-    assert mapped == ["partisan", "partisan", "objective", "objective", "non_polarized", ""]
+    assert mapped == ["partisan", "partisan", "objective", "objective", "non_polarized", None]
     assert set(sources.POLARIZATION_MAP.values()) == set(labels.POLARIZATION_CLASSES)
     with pytest.raises(KeyError, match="Libertarian"):
         labels.polarization_labels(
@@ -121,7 +122,7 @@ def test_low_agreement_sentiment_labels_are_removed_and_unlabelled_items_dropped
     )
     assert table["item_id"].tolist() == ["t:1", "d:1"]
     assert removed == {"n_no_verdict": 0, "n_low_agreement": 1, "n_unlabelled": 1}
-    assert table.set_index("item_id").loc["d:1", "sentiment"] == labels.NO_LABEL
+    assert pd.isna(table.set_index("item_id").loc["d:1", "sentiment"])
 
 
 def test_items_sharing_a_group_or_a_text_form_one_split_group():
@@ -139,8 +140,10 @@ def test_items_sharing_a_group_or_a_text_form_one_split_group():
 def test_split_keeps_every_group_whole_and_puts_each_joint_label_in_every_split():
     rng = np.random.default_rng(0)
     n = 300
-    sentiment = rng.choice(["negative", "neutral", "positive", ""], size=n, p=[0.3, 0.1, 0.3, 0.3])
-    polarization = np.where(sentiment == "", rng.choice(["objective", "partisan"], size=n), "")
+    sentiment = rng.choice(
+        ["negative", "neutral", "positive", None], size=n, p=[0.3, 0.1, 0.3, 0.3]
+    )
+    polarization = np.where(pd.isna(sentiment), rng.choice(["objective", "partisan"], size=n), None)
     items = pd.DataFrame(
         {
             "item_id": [f"i{i}" for i in range(n)],
@@ -158,3 +161,27 @@ def test_split_keeps_every_group_whole_and_puts_each_joint_label_in_every_split(
         assert present == {"train", "validation", "test"}, label
     again = labels.split_items(items, (0.6, 0.2, 0.2), seed=0)
     assert again.equals(split)
+
+
+def _split_table(texts: list[str], splits: list[str]) -> pd.DataFrame:
+    ids = [f"i{i}" for i in range(len(texts))]
+    return pd.DataFrame({"item_id": ids, "text": texts, "split": splits})
+
+
+def test_one_normalised_text_in_two_splits_is_an_error_naming_both_items():
+    table = _split_table(
+        ["A fine film.", "plot text", "a  FINE   film.", "other"],
+        ["train", "train", "test", "validation"],
+    )
+    assert labels.cross_split_texts(table) == {"a fine film."}
+    with pytest.raises(DataError) as caught:
+        labels.check_disjoint_texts(table, file="items.csv")
+    message = str(caught.value)
+    assert "i0 (train)" in message and "i2 (test)" in message
+    assert "rule no text in two splits" in message
+
+
+def test_identical_texts_within_one_split_are_allowed():
+    table = _split_table(["same text", "Same  text", "other"], ["train", "train", "test"])
+    assert labels.cross_split_texts(table) == set()
+    labels.check_disjoint_texts(table, file="items.csv")  # no error

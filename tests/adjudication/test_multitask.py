@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -10,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from lensforge.adjudication import multitask
-from lensforge.adjudication.multitask import IGNORE
+from lensforge.adjudication.tasks import NO_LABEL
+from lensforge.core import runtime
 from tests.helpers import tiny_encoder
 
 tiny_encoder_dir = tiny_encoder.tiny_encoder_dir
@@ -66,13 +70,13 @@ def test_focal_loss_shrinks_the_loss_of_confident_correct_rows_most():
 
 def test_masked_rows_do_not_count_and_an_all_masked_task_gives_zero_with_a_graph():
     logits = torch.randn(6, 3, requires_grad=True)
-    labels = torch.tensor([0, IGNORE, 2, IGNORE, 1, 1])
-    keep = labels != IGNORE
+    labels = torch.tensor([0, NO_LABEL, 2, NO_LABEL, 1, 1])
+    keep = labels != NO_LABEL
     masked = multitask.task_loss(logits, labels, gamma=0.0, label_smoothing=0.0, weight=None)
     subset = F.cross_entropy(logits[keep], labels[keep])
     assert masked.item() == pytest.approx(subset.item())
     none = multitask.task_loss(
-        logits, torch.full((6,), IGNORE), gamma=2.0, label_smoothing=0.1, weight=None
+        logits, torch.full((6,), NO_LABEL), gamma=2.0, label_smoothing=0.1, weight=None
     )
     assert none.item() == 0.0
     none.backward()  # still attached: a batch without a task's labels must not break backward
@@ -82,7 +86,10 @@ def test_masked_rows_do_not_count_and_an_all_masked_task_gives_zero_with_a_graph
 def test_multi_task_loss_masks_each_task_separately_and_applies_fixed_weights():
     objective = _objective("fixed")
     logits = {"a": torch.randn(4, 3), "b": torch.randn(4, 3)}
-    labels = {"a": torch.tensor([0, 1, IGNORE, IGNORE]), "b": torch.tensor([IGNORE, IGNORE, 2, 0])}
+    labels = {
+        "a": torch.tensor([0, 1, NO_LABEL, NO_LABEL]),
+        "b": torch.tensor([NO_LABEL, NO_LABEL, 2, 0]),
+    }
     total, parts = objective(logits, labels)
     loss_a = F.cross_entropy(logits["a"][:2], labels["a"][:2])
     loss_b = F.cross_entropy(logits["b"][2:], labels["b"][2:])
@@ -137,15 +144,15 @@ def test_normalisation_divides_each_task_by_its_running_loss():
 
 def test_rdrop_term_is_zero_for_identical_passes_and_positive_otherwise():
     logits = torch.randn(5, 3)
-    labels = torch.tensor([0, 1, 2, IGNORE, 1])
+    labels = torch.tensor([0, 1, 2, NO_LABEL, 1])
     assert multitask.rdrop_kl(logits, logits, labels).item() == pytest.approx(0.0, abs=1e-7)
     assert multitask.rdrop_kl(logits, logits.flip(0), labels).item() > 0
 
 
 def test_oversample_weights_from_joint_rarity_capped_then_boosted():
     labels = {
-        "s": np.array([0, 0, 0, 0, 1, IGNORE]),
-        "p": np.array([IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, 2]),
+        "s": np.array([0, 0, 0, 0, 1, NO_LABEL]),
+        "p": np.array([NO_LABEL, NO_LABEL, NO_LABEL, NO_LABEL, NO_LABEL, 2]),
     }
     weights = multitask.oversample_weights(
         labels, alpha=1.0, max_joint_weight=3.0, boosts={"s": [1.0, 2.0, 1.0], "p": [1, 1, 5.0]}
@@ -197,6 +204,90 @@ def test_a_batch_without_a_tasks_labels_leaves_its_running_scale_alone():
     logits = {"a": torch.randn(4, 3), "b": torch.randn(4, 3)}
     objective(logits, {"a": torch.tensor([0, 1, 2, 0]), "b": torch.tensor([1, 1, 2, 0])})
     before = objective.loss_scale.clone()
-    objective(logits, {"a": torch.tensor([0, 1, 2, 0]), "b": torch.full((4,), IGNORE)})
+    objective(logits, {"a": torch.tensor([0, 1, 2, 0]), "b": torch.full((4,), NO_LABEL)})
     assert objective.loss_scale[1] == before[1]
     assert objective.loss_scale[0] == pytest.approx(before[0].item())
+
+
+class _ThreadSum:
+    """Threads standing in for processes: each call sums one tensor over all of them."""
+
+    def __init__(self, n_processes: int):
+        self.barrier = threading.Barrier(n_processes, timeout=30)
+        self.slots: list[torch.Tensor | None] = [None] * n_processes
+
+    def for_rank(self, rank: int):
+        def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+            self.slots[rank] = tensor.clone()
+            self.barrier.wait()
+            total = torch.stack(self.slots).sum(dim=0)
+            self.barrier.wait()  # nobody overwrites a slot before every rank has read them all
+            return total
+
+        return sum_over_processes
+
+
+def _step(objective, weight: torch.Tensor, x: torch.Tensor, labels: dict) -> dict:
+    """One forward and backward of a linear stand-in model; gradients, logged parts, scales."""
+    w = weight.clone().requires_grad_(True)
+    logits = {"a": x @ w, "b": x @ w.flip(1)}  # (n, 3) each
+    second = {task: 0.8 * value + 0.1 for task, value in logits.items()}  # a "dropout" pass
+    total, parts = objective(logits, labels, logits_second=second)
+    total.backward()
+    return {
+        "grad": w.grad,
+        "log_var_grad": objective.log_vars.grad.clone(),
+        "parts": parts,
+        "scale": objective.loss_scale.clone(),
+    }
+
+
+SHARES = {7: [3, 2, 2], 2: [1, 1, 0]}  # rows per process of 3: uneven, and one share empty
+
+
+@pytest.mark.parametrize("n_rows", sorted(SHARES))
+def test_shares_of_a_batch_over_processes_give_one_process_gradient_and_losses(n_rows):
+    """Every loss term (class-weighted, uncertainty, running scale, R-Drop) with ``distribute``:
+    the DDP average of the processes' gradients, the mean of their logged parts and their scales
+    equal one process on the whole batch, for shares of any size (an empty one included)."""
+    n_processes = 3
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(n_rows, 4, generator=generator)  # (n, 4)
+    weight = torch.randn(4, 3, generator=generator)  # (4, 3)
+    labels = {
+        "a": torch.tensor([0, 2, NO_LABEL, 1, 2, NO_LABEL, 0])[:n_rows],
+        "b": torch.tensor([NO_LABEL, 1, 0, NO_LABEL, 2, 2, 1])[:n_rows],
+    }
+    base = _objective("uncertainty", normalize=True, rdrop_alpha=0.5)
+    base.configs["a"]["class_weights"] = [0.5, 2.0, 1.0]
+    base.register_buffer("class_weight_a", torch.tensor([0.5, 2.0, 1.0]))
+    with torch.no_grad():
+        base.log_vars.copy_(torch.tensor([0.3, -0.2]))
+        base.loss_scale.copy_(torch.tensor([0.7, 1.3]))  # a running mean from earlier batches
+    base.train()
+    one = _step(copy.deepcopy(base), weight, x, labels)
+
+    collective = _ThreadSum(n_processes)
+
+    def process(rank: int) -> dict:
+        objective = copy.deepcopy(base)
+        objective.distribute(collective.for_rank(rank), n_processes=n_processes)
+        rows = runtime.rank_share(torch.arange(n_rows), rank=rank, world_size=n_processes)
+        return _step(objective, weight, x[rows], {t: y[rows] for t, y in labels.items()})
+
+    with ThreadPoolExecutor(n_processes) as pool:
+        ranks = [
+            future.result() for future in [pool.submit(process, r) for r in range(n_processes)]
+        ]
+    assert [len(range(r, n_rows, n_processes)) for r in range(3)] == SHARES[n_rows]
+
+    def mean(key):
+        return torch.stack([r[key] for r in ranks]).mean(dim=0)  # DDP's average
+
+    torch.testing.assert_close(mean("grad"), one["grad"], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(mean("log_var_grad"), one["log_var_grad"], atol=1e-6, rtol=1e-5)
+    for rank in ranks:  # the running scales stay equal on every process, and to one process's
+        torch.testing.assert_close(rank["scale"], one["scale"], atol=1e-6, rtol=1e-5)
+    for name, value in one["parts"].items():
+        merged = torch.stack([r["parts"][name] for r in ranks]).mean()
+        assert merged.item() == pytest.approx(value.item(), rel=1e-5, abs=1e-6), name

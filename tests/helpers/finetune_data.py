@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lensforge.adjudication import finetune_loop
-from lensforge.adjudication.multitask import IGNORE
+from lensforge.adjudication.tasks import NO_LABEL
 from lensforge.core import params
 
 
@@ -20,8 +20,8 @@ def random_split(n_rows: int, *, seed: int) -> finetune_loop.EncodedSplit:
         label = i % 3
         body = rng.integers(10, 60, size=rng.integers(3, 12)).tolist()
         ids.append([2, 5 + label, *body, 3])
-        sentiment.append(label if i % 4 else IGNORE)
-        polarization.append((label + 1) % 3 if i % 4 == 0 else IGNORE)
+        sentiment.append(label if i % 4 else NO_LABEL)
+        polarization.append((label + 1) % 3 if i % 4 == 0 else NO_LABEL)
     labels = {"sentiment": np.array(sentiment), "polarization": np.array(polarization)}
     return finetune_loop.EncodedSplit(input_ids=ids, labels=labels)
 

@@ -19,7 +19,11 @@ from lensforge.core import paths
 from lensforge.lenses.hatcat import POLES
 from lensforge.stages import balance
 
-TRAIN_SYNSETS = {"negative": 4, "neutral": 2, "positive": 4}  # a small seed-000 shape
+TRAIN_SYNSETS = {
+    "negative": 4,
+    "neutral": 2,
+    "positive": 4,
+}  # a small version of the balancing experiment's shape
 HELD_OUT_SYNSETS = 2  # per pole, in validation and in test
 EXPERIENTIAL = {"train": 2, "validation": 1, "test": 1}  # per pole
 

