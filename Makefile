@@ -7,7 +7,7 @@ PYTHON ?= python3
 export HF_HUB_OFFLINE := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test lint bench clean-venv
+.PHONY: setup repro test test-fast lint bench clean-venv
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The unit loop: every test not marked slow (tests/integration and the real-model tests), < 1 min.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/extraction.py

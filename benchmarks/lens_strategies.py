@@ -1,4 +1,4 @@
-"""Seed 000's balancing experiment, redone: one `dvc exp run` per strategy, then a table.
+"""The balancing experiment (research note 000), redone: one `dvc exp run` per strategy, then a table.
 
 Run from the project root after `make repro` (the activation cache must exist):
 
@@ -7,7 +7,7 @@ Run from the project root after `make repro` (the activation cache must exist):
 Each trial is `dvc exp run evaluate -n <strategy> -S balance.strategy=<strategy>`, so only
 balance, train and evaluate rerun (no activation is recomputed). Prints neutral F1 and macro-F1 as
 mean ± sample std over the seeds in params.yaml, the number of catastrophic runs, the wall time of
-each `dvc exp run`, and seed 000's numbers beside ours.
+each `dvc exp run`, and the note's numbers beside ours.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 STRATEGIES = ("none", "downsample_min", "median_target", "class_weight")
-# Seed 000 (HatCat, taste_development, gemma-3-4b-pt layer 12, 80/20 split without validation):
+# The balancing experiment (HatCat, taste_development, gemma-3-4b-pt layer 12, 80/20 split without validation):
 # neutral F1 and overall F1; none is mean ± std over 5 runs, the others single runs.
 SEED_000 = {
     "none": ("0.273 ± 0.151", "0.649 ± 0.186"),
@@ -93,8 +93,8 @@ def main() -> None:
         "neutral F1",
         "macro-F1",
         "catastrophic",
-        "seed 000 neutral F1",
-        "seed 000 F1",
+        "note neutral F1",
+        "note F1",
         "dvc exp run (stages run)",
     )
     print(f"{args.simplex}: test split, mean ± sample std over seeds")

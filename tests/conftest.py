@@ -34,3 +34,13 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from tests.helpers.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+INTEGRATION_DIR = PROJECT_ROOT / "tests" / "integration"
+
+
+def pytest_collection_modifyitems(items):
+    """Everything under tests/integration (real DVC, several processes, real models) is slow."""
+    for item in items:
+        if INTEGRATION_DIR in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.slow)

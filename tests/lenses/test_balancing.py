@@ -1,4 +1,4 @@
-"""Balancing arithmetic and row selection, against seed 000's taste_development numbers."""
+"""Balancing arithmetic and row selection, against the balancing experiment's taste_development numbers."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _rows(k: dict[str, int], n_synsets: dict[str, int]) -> list[int]:
 
 
 def seed_000_index(*, prompts_per_synset: int = 40, neutral_prompts: int | None = None):
-    """A train + held-out index with seed 000's 87 / 13 / 88 train synsets and ranked prompts."""
+    """A train + held-out index with the balancing experiment's 87 / 13 / 88 train synsets and ranked prompts."""
     records = []
     for pole in POLES:
         n_prompts = neutral_prompts if pole == "neutral" and neutral_prompts else prompts_per_synset

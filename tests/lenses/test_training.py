@@ -8,6 +8,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
+from lensforge.core import runtime
 from lensforge.core.params import LensParams, LossParams, OptimizerParams, TrainParams
 from lensforge.lenses import models, training
 
@@ -175,10 +176,29 @@ def test_class_weights_shift_predictions_towards_the_up_weighted_pole():
     assert neutral_share(neutral_heavy) > neutral_share(torch.ones(len(y)))
 
 
-def test_global_batch_must_divide_by_the_process_count():
-    assert training.per_process_batch(64, 2) == 32
-    with pytest.raises(ValueError, match="64 is not divisible by the 3 processes"):
-        training.per_process_batch(64, 3)
+def test_process_shares_of_a_global_batch_add_up_to_its_mean_loss():
+    x, y = blobs(3)  # 9 rows: shares of 3 processes are 3 / 3 / 3, of 4 processes 3 / 2 / 2 / 2
+    lens = models.build_lens("tripole", d_model=x.shape[1])
+    weights = torch.linspace(0.5, 1.5, len(y))
+    whole = models.lens_loss(lens(x), y, lens.directions(), weights=weights, loss=CONFIG.loss)
+    for world in (2, 3, 4, 10):  # 10 processes: one share is empty
+        shares = [
+            models.lens_loss(
+                lens(x[take]),
+                y[take],
+                lens.directions(),
+                weights=weights[take],
+                loss=CONFIG.loss,
+                n_rows=len(y),
+            )
+            for take in (
+                runtime.rank_share(torch.arange(len(y)), rank=r, world_size=world)
+                for r in range(world)
+            )
+        ]
+        for name in ("ce", "margin"):
+            total = sum(share[name] for share in shares)
+            assert torch.allclose(total, whole[name], atol=1e-6), (world, name)
 
 
 def test_a_pole_missing_from_validation_is_refused():

@@ -15,9 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from lensforge.activations import cache
 from lensforge.core import artifacts, paths
+from lensforge.core import params as params_mod
 from lensforge.core.errors import ArtifactError
 from lensforge.lenses import models
 from lensforge.lenses.hatcat import POLES
@@ -130,3 +132,35 @@ def test_dvc_plots_show_renders_the_train_curves_without_errors(trained, tmp_pat
     live = paths.train_live_dir(Path("."), SIMPLEXES[0], SEEDS[0])
     curve = plots["data"][str(live / "plots/metrics/val/macro_f1.tsv")]
     assert curve and curve[0]["content"]["data"]["values"]
+
+
+def test_train_never_reads_test_rows_perturbed_test_vectors_give_bit_identical_lenses(
+    trained, tmp_path
+):
+    """Overwrite every TEST vector in the shards with large noise: retraining must give the very
+    same lens files, so no test row reaches training, standardisation or early stopping."""
+    root = tmp_path / "perturbed"
+    shutil.copytree(trained, root, ignore=shutil.ignore_patterns(paths.LENSES_DIR.name))
+    act_dir = root / paths.ACTIVATIONS_DIR
+    index = cache.read_index(act_dir)
+    test_rows = index[index["split"] == "test"]
+    assert len(test_rows) > 0
+    generator = torch.Generator().manual_seed(0)
+    for shard, rows in test_rows.groupby("shard"):
+        tensors = load_file(str(act_dir / shard))
+        block = tensors[cache.SHARD_TENSOR].clone()  # (n_shard_rows, d_model)
+        take = torch.tensor(rows["row"].tolist())
+        block[take] = (100 * torch.randn(len(take), block.shape[1], generator=generator)).to(
+            block.dtype
+        )
+        save_file({cache.SHARD_TENSOR: block}, str(act_dir / shard))
+    changed = cache.read_vectors(act_dir, test_rows)
+    assert not torch.equal(changed, cache.read_vectors(trained / paths.ACTIVATIONS_DIR, test_rows))
+
+    train.run(params_mod.load(root / paths.PARAMS), root=root)
+    for simplex in SIMPLEXES:
+        for seed in SEEDS:
+            name = models.WEIGHTS_NAME
+            before = paths.lens_dir(trained, simplex, seed) / name
+            after = paths.lens_dir(root, simplex, seed) / name
+            assert before.read_bytes() == after.read_bytes(), (simplex, seed)

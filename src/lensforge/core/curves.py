@@ -21,21 +21,29 @@ STEP = "step"
 
 
 def write_curves(history: Sequence[Mapping[str, float]], live_dir: Path, *, step_key: str) -> None:
+    """Replace ``live_dir`` as a whole with the curves of ``history`` (see ``write_curve_files``)."""
+    with atomic_dir(live_dir) as tmp_dir:
+        write_curve_files(history, tmp_dir, step_key=step_key)
+
+
+def write_curve_files(
+    history: Sequence[Mapping[str, float]], live_dir: Path, *, step_key: str
+) -> None:
     """Write one TSV per metric of ``history`` (one record per step, ``record[step_key]`` its
-    step); a metric missing from some records gets rows only where it is present."""
+    step) under ``live_dir``, which the caller writes atomically as part of a larger folder; a
+    metric missing from some records gets rows only where it is present."""
     names: list[str] = []
     for record in history:
         names += [name for name in record if name != step_key and name not in names]
-    with atomic_dir(live_dir) as tmp_dir:
-        for name in names:
-            path = tmp_dir / "plots" / "metrics" / f"{name}.tsv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-                writer.writerow([STEP, Path(name).name])
-                for record in history:
-                    if name in record:
-                        writer.writerow([int(record[step_key]), _number(record[name])])
+    for name in names:
+        path = live_dir / "plots" / "metrics" / f"{name}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+            writer.writerow([STEP, Path(name).name])
+            for record in history:
+                if name in record:
+                    writer.writerow([int(record[step_key]), _number(record[name])])
 
 
 def _number(value: float) -> float | str:

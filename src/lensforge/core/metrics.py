@@ -1,14 +1,14 @@
-"""Classification and calibration metrics for lenses: labels and probabilities in, numbers out.
+"""Classification and calibration metrics for every branch: labels and probabilities in, numbers out.
 
 Pure numpy (no torch, no files): every function takes integer labels ``y_true`` (n,) in
 ``0..n_classes-1`` and/or probabilities ``probs`` (n, n_classes) whose rows sum to 1, and returns
 Python floats, ints, lists or dicts, so results go straight into ``metrics/evaluate.json``.
 
-Definitions (the ones ``tests/test_metrics.py`` pins against scikit-learn or by hand):
+Definitions (the ones ``tests/core/test_metrics.py`` pins against scikit-learn or by hand):
 - per-class precision / recall / F1 / support, macro-F1 and accuracy as in scikit-learn, with
   ``zero_division=0`` (a class never predicted has precision 0, hence F1 0);
 - confusion matrix rows = actual class, columns = predicted class;
-- margin of a row = p(true class) - max p(other class) (seed 000's "margins"), averaged per
+- margin of a row = p(true class) - max p(other class) (the balancing experiment's "margins"), averaged per
   true class;
 - ECE = sum over bins of (bin count / n) * |accuracy - mean confidence| with confidence = max prob
   and the prediction = argmax; ``uniform`` bins split [0, 1] into equal-width intervals
@@ -24,14 +24,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from lensforge.core.params import EvaluateParams
-
 STD_DDOF = 1  # sample std over seeds: an estimate of run-to-run spread from a handful of runs
 BINNINGS = ("uniform", "equal_mass")
 FAIL_TIER = "F"
-MINORITY_CLASS = "neutral"  # the pole seed 000's imbalance warning watches
-# Per-seed values repeated in the summary under ``seed_<seed>/`` (the rest only as mean / std).
-PER_SEED_KEYS = ("macro_f1", "accuracy", "ece_uniform", "brier", "val_macro_f1")
 
 
 def _labels(y: Sequence[int] | np.ndarray, *, n_classes: int) -> np.ndarray:
@@ -43,7 +38,7 @@ def _labels(y: Sequence[int] | np.ndarray, *, n_classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _probabilities(y_true, probs) -> tuple[np.ndarray, np.ndarray]:
+def check_probabilities(y_true, probs) -> tuple[np.ndarray, np.ndarray]:
     probs = np.asarray(probs, dtype=np.float64)  # (n, n_classes)
     if probs.ndim != 2:
         raise ValueError(f"probabilities must be (n, n_classes), got shape {probs.shape}")
@@ -97,7 +92,7 @@ def confusion_matrix(y_true, y_pred, *, n_classes: int) -> list[list[int]]:
 
 def margins(y_true, probs) -> np.ndarray:
     """Per row p(true class) - max p(other class), shape (n,); negative where the row is wrong."""
-    y, probs = _probabilities(y_true, probs)
+    y, probs = check_probabilities(y_true, probs)
     rows = np.arange(len(y))
     p_true = probs[rows, y]  # (n,)
     others = probs.copy()
@@ -107,7 +102,7 @@ def margins(y_true, probs) -> np.ndarray:
 
 def mean_margin_by_class(y_true, probs) -> list[float]:
     """Mean margin over the rows of each true class; raises if a class has no rows."""
-    y, probs = _probabilities(y_true, probs)
+    y, probs = check_probabilities(y_true, probs)
     row_margins = margins(y, probs)
     means = []
     for label in range(probs.shape[1]):
@@ -136,7 +131,7 @@ def bin_ids(confidence: np.ndarray, *, n_bins: int, binning: str) -> np.ndarray:
 
 def reliability_curve(y_true, probs, *, n_bins: int, binning: str) -> list[dict[str, float]]:
     """One row per non-empty bin: mean ``confidence``, ``accuracy`` and ``count`` of its rows."""
-    y, probs = _probabilities(y_true, probs)
+    y, probs = check_probabilities(y_true, probs)
     confidence = probs.max(axis=1)  # (n,)
     correct = (probs.argmax(axis=1) == y).astype(np.float64)  # (n,)
     ids = bin_ids(confidence, n_bins=n_bins, binning=binning)
@@ -165,7 +160,7 @@ def expected_calibration_error(y_true, probs, *, n_bins: int, binning: str) -> f
 
 def brier_loss(y_true, probs) -> float:
     """Multi-class Brier score: mean over rows of sum over classes (p - onehot)^2, in [0, 2]."""
-    y, probs = _probabilities(y_true, probs)
+    y, probs = check_probabilities(y_true, probs)
     onehot = np.eye(probs.shape[1])[y]  # (n, n_classes)
     return float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
 
@@ -180,7 +175,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
 
 
 def is_catastrophic(f1_per_class: Sequence[float], *, threshold: float) -> bool:
-    """A run is catastrophic when any class's F1 is at or below ``threshold`` (seed 000: F1 = 0)."""
+    """A run is catastrophic when any class's F1 is at or below ``threshold`` (the balancing experiment counted F1 = 0)."""
     return bool(min(f1_per_class) <= threshold)
 
 
@@ -192,68 +187,11 @@ def graduation_tier(macro_f1: float, *, tiers: Mapping[str, float]) -> str:
     return FAIL_TIER
 
 
-def imbalance_diagnostic(
-    f1_by_class: Mapping[str, float], *, minority: str, minority_f1: float, majority_f1: float
-) -> str | None:
-    """Seed 000's warning sign: the minority class's F1 below ``minority_f1`` while every other
-    class is above ``majority_f1``. Returns the message, or ``None`` when the pattern is absent."""
-    others = {name: f1 for name, f1 in f1_by_class.items() if name != minority}
-    if f1_by_class[minority] < minority_f1 and all(f1 > majority_f1 for f1 in others.values()):
-        rest = ", ".join(f"{name} {f1:.3f}" for name, f1 in others.items())
-        return (
-            f"imbalance suspected: {minority} F1 {f1_by_class[minority]:.3f} < {minority_f1} "
-            f"while {rest} > {majority_f1}; check the class balance of the training rows"
-        )
-    return None
-
-
-def dominant_loss_diagnostic(components: Mapping[str, float], *, fraction: float) -> str | None:
-    """One loss component above ``fraction`` of the total (the sum of the weighted components).
-
-    ``components`` are the weighted contributions to the total loss (e.g. the last epoch's
-    ``ce``, ``margin_weight * margin``, ``ortho_weight * ortho``). With fewer than two non-zero
-    components nothing can dominate another, so no message.
-    """
-    active = {name: float(value) for name, value in components.items() if value != 0}
-    total = sum(abs(value) for value in active.values())
-    if len(active) < 2 or total == 0:
-        return None
-    name, value = max(active.items(), key=lambda item: abs(item[1]))
-    share = abs(value) / total
-    if share > fraction:
-        return (
-            f"loss component {name!r} is {share:.0%} of the total loss (> {fraction:.0%}); "
-            "the other terms barely shape training: check their weights or scales"
-        )
-    return None
-
-
-def collapse_diagnostics(y_true, probs, *, class_names: Sequence[str], separation: float) -> list:
-    """Probability collapse per class: mean p(c) on rows of class c minus mean p(c) on other rows
-    below ``separation`` means the lens barely tells c apart (seed 004). One message per class."""
-    y, probs = _probabilities(y_true, probs)
-    if len(class_names) != probs.shape[1]:
-        raise ValueError(f"{len(class_names)} class names for {probs.shape[1]} probability columns")
-    messages = []
-    for label, name in enumerate(class_names):
-        inside, outside = y == label, y != label
-        if not inside.any() or not outside.any():
-            continue
-        p_in = float(probs[inside, label].mean())
-        p_out = float(probs[outside, label].mean())
-        if p_in - p_out < separation:
-            messages.append(
-                f"probability collapse on {name}: mean p({name}) is {p_in:.3f} on {name} rows "
-                f"and {p_out:.3f} on other rows (separation {p_in - p_out:.3f} < {separation})"
-            )
-    return messages
-
-
 def score_run(y_true, probs, *, class_names: Sequence[str], n_bins: int) -> dict[str, float]:
     """Every per-run test metric of one lens as a flat dict: floats (``macro_f1``, ``accuracy``,
     ``ece_uniform``, ``ece_equal_mass``, ``brier``, ``<class>/precision|recall|f1``,
     ``margin_<class>``) and ints (``<class>/support``, ``confusion/<actual>/<predicted>``)."""
-    y, probs = _probabilities(y_true, probs)
+    y, probs = check_probabilities(y_true, probs)
     n_classes = probs.shape[1]
     if len(class_names) != n_classes:
         raise ValueError(f"{len(class_names)} class names for {n_classes} probability columns")
@@ -276,85 +214,3 @@ def score_run(y_true, probs, *, class_names: Sequence[str], n_bins: int) -> dict
         for predicted, predicted_name in enumerate(class_names):
             scores[f"confusion/{actual_name}/{predicted_name}"] = matrix[actual][predicted]
     return scores
-
-
-def evaluate_run(
-    y_true,
-    probs,
-    *,
-    val_macro_f1: float,
-    loss_components: Mapping[str, float],
-    class_names: Sequence[str],
-    config: EvaluateParams,
-) -> tuple[dict, list[str]]:
-    """Test scores of one lens plus its grades, and the plain-words diagnostics it triggers.
-
-    ``val_macro_f1`` is the validation macro-F1 the lens was selected on (from its card):
-    ``tier`` grades it (selection and graduation happen on validation), ``test_tier`` grades the
-    test macro-F1 for comparison. ``loss_components`` are the weighted train-loss terms of the
-    kept epoch (``total`` excluded). ``catastrophic`` is 1 when any class's F1 is at or below
-    ``config.catastrophic_f1``, else 0.
-    """
-    y, probs = _probabilities(y_true, probs)
-    scores = score_run(y, probs, class_names=class_names, n_bins=config.ece_bins)
-    f1 = {name: scores[f"{name}/f1"] for name in class_names}
-    catastrophic = is_catastrophic(list(f1.values()), threshold=config.catastrophic_f1)
-    scores.update(
-        val_macro_f1=float(val_macro_f1),
-        tier=graduation_tier(val_macro_f1, tiers=config.tiers),
-        test_tier=graduation_tier(scores["macro_f1"], tiers=config.tiers),
-        catastrophic=int(catastrophic),
-    )
-    messages = []
-    if catastrophic:
-        worst = min(f1, key=f1.get)
-        messages.append(f"catastrophic run: {worst} F1 {f1[worst]:.3f} <= {config.catastrophic_f1}")
-    imbalance = imbalance_diagnostic(
-        f1,
-        minority=MINORITY_CLASS,
-        minority_f1=config.imbalance_minority_f1,
-        majority_f1=config.imbalance_majority_f1,
-    )
-    dominant = dominant_loss_diagnostic(loss_components, fraction=config.dominant_loss_fraction)
-    messages += [m for m in (imbalance, dominant) if m is not None]
-    messages += collapse_diagnostics(
-        y, probs, class_names=class_names, separation=config.collapse_separation
-    )
-    return scores, messages
-
-
-def summarize_seeds(
-    runs: Mapping[int, Mapping[str, object]], *, class_names: Sequence[str], config: EvaluateParams
-) -> dict[str, object]:
-    """One simplex's runs (seed -> ``evaluate_run`` scores) as flat summary keys.
-
-    Every float score ``k`` becomes ``k_mean`` and ``k_std`` (sample std; no ``_std`` key for a
-    single seed); ``<class>/support`` is copied (all seeds score the same test rows);
-    ``confusion/...`` counts are summed over seeds. ``n_seeds``, ``n_catastrophic``; ``tier`` is
-    the graduation tier of the mean validation macro-F1 over seeds and ``test_tier`` that of the
-    mean test macro-F1. Per seed, ``seed_<seed>/<k>`` for ``PER_SEED_KEYS``, each class's F1,
-    ``tier``, ``test_tier`` and ``catastrophic``.
-    """
-    if not runs:
-        raise ValueError("summarize_seeds needs at least one run")
-    seeds = sorted(runs)
-    first = runs[seeds[0]]
-    summary: dict[str, object] = {"n_seeds": len(seeds)}
-    for key, value in first.items():
-        if isinstance(value, float):
-            mean, std = mean_std([runs[seed][key] for seed in seeds])
-            summary[f"{key}_mean"] = mean
-            if std is not None:
-                summary[f"{key}_std"] = std
-        elif key.startswith("confusion/"):
-            summary[key] = int(sum(runs[seed][key] for seed in seeds))
-        elif key.endswith("/support"):
-            summary[key] = value
-    summary["n_catastrophic"] = int(sum(runs[seed]["catastrophic"] for seed in seeds))
-    summary["tier"] = graduation_tier(summary["val_macro_f1_mean"], tiers=config.tiers)
-    summary["test_tier"] = graduation_tier(summary["macro_f1_mean"], tiers=config.tiers)
-    per_seed = (*PER_SEED_KEYS, *(f"{name}/f1" for name in class_names))
-    for seed in seeds:
-        for key in (*per_seed, "tier", "test_tier", "catastrophic"):
-            summary[f"seed_{seed}/{key}"] = runs[seed][key]
-    return summary

@@ -5,23 +5,23 @@ A strategy turns the number of train synsets per pole into a number of prompts p
 activation. Only the train split is selected: validation and test keep their natural
 distribution and are never read here.
 
-Strategies (seed 000, taste_development: 87 / 13 / 88 synsets, ``base_prompts`` 5):
+Strategies (the balancing experiment, taste_development: 87 / 13 / 88 synsets, ``base_prompts`` 5):
 
 - ``none``: ``base_prompts`` per synset -> 435 / 65 / 440 rows.
 - ``downsample_min``: every pole is brought to the smallest pole's row count
   ``min_rows = min(n_synsets) * base_prompts`` (65), with
   ``k = max(1, round_half_up(min_rows / n_synsets))`` prompts per synset -> 1 / 5 / 1 and
-  87 / 65 / 88 rows, seed 000's experiment 2. A pole with more synsets than ``min_rows`` keeps one
+  87 / 65 / 88 rows, the balancing experiment's second trial. A pole with more synsets than ``min_rows`` keeps one
   prompt per synset (every synset stays represented), so its count can exceed ``min_rows``.
 - ``median_target``: ``target = median(n_synsets) * base_prompts`` (435) and
-  ``k = ceil(target / n_synsets)`` -> 5 / 34 / 5 and 435 / 442 / 440 rows (seed 000 experiment 3).
+  ``k = ceil(target / n_synsets)`` -> 5 / 34 / 5 and 435 / 442 / 440 rows (its third trial).
 - ``class_weight``: the rows of ``none`` plus a per-row loss weight
   ``n_total / (3 * n_pole_rows)``, so every pole carries the same total weight (``n_total / 3``)
   and the weights average to 1.
 
 Experiential prompts (kind ``experiential``: first-person texts, each its own group of one prompt)
 of the train split are always selected, one row each. They are not synsets: the arithmetic above
-counts only template synsets, so seed 000's numbers hold exactly; the metrics report them apart
+counts only template synsets, so the experiment's numbers hold exactly; the metrics report them apart
 (``n_experiential_rows``), and ``n_rows`` (what the loss sees, and what ``class_weight`` and the
 imbalance ratio use) includes them.
 """

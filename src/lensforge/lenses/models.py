@@ -1,10 +1,10 @@
 """Lens modules (tripole and two-head), their loss, and saving / loading them with a card.
 
 A lens maps a cached activation vector ``(d_model,)`` to log-probabilities over the three poles
-(``params.POLES``: negative, neutral, positive). Both kinds z-score their input with the
+(``hatcat.POLES``: negative, neutral, positive). Both kinds z-score their input with the
 train-split mean and std stored as buffers, so a saved lens carries its own standardisation.
 
-- ``tripole``: one ``Linear(d_model, 3)`` and a joint softmax (seed 000's TripoleClassifier).
+- ``tripole``: one ``Linear(d_model, 3)`` and a joint softmax (the balancing experiment's tripole classifier).
 - ``two_head``: a sign head (positive vs negative) and an extremeness head (extreme vs neutral),
   each one logit; ``p(neu) = 1 - p_ext``, ``p(neg) = p_ext * (1 - p_pos|ext)``,
   ``p(pos) = p_ext * p_pos|ext``. Cross-entropy on these combined probabilities equals the
@@ -20,7 +20,7 @@ except under ``balance.strategy: class_weight``):
   ``margin_floor`` (wrong or undecided) adds the constant ``margin_target - margin_floor`` and no
   gradient, so the hinge is bounded per row and wrong rows are left to the cross-entropy.
   "Margins cannot shrink to cheat": HatCat's lens learns its per-pole margins (``log_margins``),
-  and the hinge only ever pushes a learned margin down, which is seed 000's 0.50 -> 0.47 drift
+  and the hinge only ever pushes a learned margin down, which is the 0.50 -> 0.47 drift the balancing experiment reported
   (a parameter decaying, not separation). Here the target is a fixed param, not a parameter, and
   the margin is measured on probabilities: shrinking the weights drives every margin to 0, which
   is the hinge's maximum (``margin_target - margin_floor`` per row), so it never pays to shrink.
@@ -42,6 +42,7 @@ seed, train params, best epoch, epochs run, validation scores and the data hashe
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -49,6 +50,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from lensforge.core import paths
 from lensforge.core.artifacts import check_sha256, file_sha256, write_json, write_safetensors
 from lensforge.core.errors import ArtifactError, ParamsError
 from lensforge.core.params import LossParams
@@ -57,6 +59,15 @@ from lensforge.lenses.hatcat import POLES
 LENS_KINDS = ("tripole", "two_head")
 WEIGHTS_NAME = "lens.safetensors"
 CARD_NAME = "card.json"
+SEED_DIR = re.compile(r"seed_(\d+)")
+# What evaluation needs from a lens card besides kind, width and weights hash.
+CARD_KEYS = (
+    "simplex",
+    "seed",
+    "best_val_macro_f1",
+    "train_loss_at_best_epoch",
+    "activation_manifest_sha256",
+)
 STD_EPS = 1e-6  # features with a smaller train std are left unscaled (constant features)
 
 
@@ -180,21 +191,24 @@ def lens_loss(
     *,
     weights: torch.Tensor,
     loss: LossParams,
+    n_rows: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """The loss components of a batch: ``ce``, ``margin``, ``ortho`` (weighted) and ``total``.
 
     ``log_probs`` (n, 3), ``labels`` (n,) in 0..2, ``directions`` (k, d_model), ``weights`` (n,)
-    per-row loss weights. Row terms are ``mean(weight * term)``: with weights averaging 1 over
-    the train rows this keeps the unweighted scale, and a mean over equal per-process batches is
-    what data-parallel gradient averaging reproduces.
+    per-row loss weights. Row terms are ``sum(weight * term) / n_rows``: ``n_rows`` is the row
+    count of the whole (global) batch when these rows are one process's share of it, so the
+    shares' terms add up to the global batch mean (default: these rows are the whole batch).
+    With weights averaging 1 over the train rows this keeps the unweighted scale.
     """
     nll = F.nll_loss(log_probs, labels, reduction="none")  # (n,)
     hinge = margin_hinge(
         margins(log_probs, labels), target=loss.margin_target, floor=loss.margin_floor
     )  # (n,)
+    n_rows = len(labels) if n_rows is None else n_rows
     terms = {
-        "ce": (weights * nll).mean(),
-        "margin": loss.margin_weight * (weights * hinge).mean(),
+        "ce": (weights * nll).sum() / n_rows,
+        "margin": loss.margin_weight * (weights * hinge).sum() / n_rows,
         "ortho": loss.ortho_weight * ortho_penalty(directions),
     }
     terms["total"] = terms["ce"] + terms["margin"] + terms["ortho"]
@@ -279,3 +293,68 @@ def load_lens(lens_dir: Path) -> tuple[nn.Module, dict]:
             f"lens weights do not fit the card: {exc}", path=weights_path, rule="weights fit card"
         ) from None
     return model.eval(), card
+
+
+def find_lenses(lenses_root: Path, *, simplexes: list[str]) -> dict[str, dict[int, Path]]:
+    """simplex -> seed -> lens folder under ``lenses_root``, for every simplex with test rows.
+
+    Raises ``ArtifactError`` when a simplex with test rows has no lens folder, or a lens folder
+    belongs to no simplex with test rows (it could not be scored).
+    """
+    found: dict[str, dict[int, Path]] = {}
+    for simplex in simplexes:
+        simplex_dir = lenses_root / paths.simplex_slug(simplex)
+        folders = simplex_dir.iterdir() if simplex_dir.is_dir() else []
+        seeds = {int(m[1]): f for f in folders if (m := SEED_DIR.fullmatch(f.name)) and f.is_dir()}
+        if not seeds:
+            raise ArtifactError(
+                f"simplex {simplex!r} has test rows but no trained lens: run the train stage",
+                path=simplex_dir,
+                rule="every simplex with test rows has a lens",
+            )
+        found[simplex] = dict(sorted(seeds.items()))
+    expected = {paths.simplex_slug(s) for s in simplexes}
+    if lenses_root.is_dir():
+        strays = sorted(
+            d.name for d in lenses_root.iterdir() if d.is_dir() and d.name not in expected
+        )
+        if strays:
+            raise ArtifactError(
+                f"lenses for simplexes without test rows: {strays}",
+                path=lenses_root,
+                rule="every lens has test rows",
+            )
+    return found
+
+
+def load_checked_lens(
+    lens_dir: Path, *, simplex: str, seed: int, d_model: int, manifest_sha256: str
+) -> tuple[nn.Module, dict]:
+    """``load_lens``, and the card must also name this folder's simplex and seed, fit the
+    activations' width ``d_model`` and come from the activations whose manifest hashes to
+    ``manifest_sha256``; raises ``ArtifactError`` otherwise."""
+    model, card = load_lens(lens_dir)
+    missing = [key for key in CARD_KEYS if key not in card]
+    if missing:
+        raise ArtifactError(f"lens card lacks {missing}", path=lens_dir / CARD_NAME)
+    if (card["simplex"], card["seed"]) != (simplex, seed):
+        raise ArtifactError(
+            f"card names simplex {card['simplex']!r} seed {card['seed']}, folder says "
+            f"{simplex!r} seed {seed}",
+            path=lens_dir / CARD_NAME,
+            rule="card matches its folder",
+        )
+    if int(card["d_model"]) != d_model:
+        raise ArtifactError(
+            f"lens width {card['d_model']} differs from the activations' {d_model}",
+            path=lens_dir / CARD_NAME,
+            rule="lens fits the activations",
+        )
+    if card["activation_manifest_sha256"] != manifest_sha256:
+        raise ArtifactError(
+            "lens was trained on other activations (manifest sha256 "
+            f"{card['activation_manifest_sha256']} != {manifest_sha256}): rerun train",
+            path=lens_dir / CARD_NAME,
+            rule="lens trained on these activations",
+        )
+    return model, card

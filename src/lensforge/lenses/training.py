@@ -1,30 +1,37 @@
 """Fitting one lens on tensors: Adam, early stopping on validation macro-F1, best weights kept.
 
 ``fit`` takes tensors and numbers, never paths (the train stage does the I/O). It runs under
-Accelerate: on one process it is a plain loop; under ``accelerate launch`` with N processes the
-model is wrapped for data parallelism and each process takes ``batch_size / N`` rows per step
-(``batch_size`` is the global batch), so the update matches the single-process one up to float
-reduction order. Every process scores the whole (small) validation set with the same weights, so
-all of them take the same early-stopping decision without communicating.
+Accelerate. Every process walks the same seeded order of global batches (``batch_size`` rows,
+the last one smaller) and takes its share of each (``runtime.rank_share``, possibly empty). Row
+terms of the loss are divided by the GLOBAL batch's row count and gradients are summed over
+processes, so N processes compute the single-process update for any row count, up to float
+reduction order: no row is duplicated to even the shares out (Accelerate's ``even_batches`` would
+repeat rows from the start of the epoch). Every process scores the whole (small) validation set
+with the same weights, so all of them take the same early-stopping decision without talking.
 
-Determinism: the lens is initialised after ``torch.manual_seed(seed)`` and batches are shuffled
-by a DataLoader generator seeded with ``seed``, so one seed on CPU gives identical weights and
-history. The best epoch's weights are kept as a deep copy (cloned tensors): a shallow
+Determinism: the lens is initialised after ``torch.manual_seed(seed)`` and the batch order comes
+from a generator seeded with ``seed``, so one seed on CPU gives identical weights and history.
+The best epoch's weights are kept as a deep copy (cloned tensors): a shallow
 ``state_dict().copy()`` would keep references to the live parameters, which the optimizer keeps
-updating in place, and "restore best" would silently return the last epoch (HatCat's bug).
+updating in place, and "restore best" would silently return the last epoch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from accelerate import Accelerator
-from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
-from lensforge.core import metrics
+from lensforge.activations import cache
+from lensforge.core import metrics, runtime
+from lensforge.core.early_stopping import EarlyStopping
+from lensforge.core.errors import DataError
 from lensforge.core.params import TrainParams
 from lensforge.lenses import models
 from lensforge.lenses.hatcat import POLES
@@ -53,40 +60,9 @@ class FitResult:
         return self.history[self.best_epoch - 1]
 
 
-class _Rows(Dataset):
-    """Train rows as tensors; ``__getitems__`` gathers a whole batch with one index op."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor):
-        self.x, self.y, self.weights = x, y, weights
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int):
-        return self.x[i], self.y[i], self.weights[i]
-
-    def __getitems__(self, indices: list[int]):
-        take = torch.as_tensor(indices, dtype=torch.long)
-        return self.x[take], self.y[take], self.weights[take]  # (b, d_model), (b,), (b,)
-
-
-def _whole_batch(batch):
-    """Collate for ``_Rows``: ``__getitems__`` already returns stacked tensors."""
-    return batch
-
-
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A deep copy of ``module``'s state: cloned tensors that later updates cannot touch."""
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
-
-
-def per_process_batch(global_batch: int, n_processes: int) -> int:
-    """Rows per process per step; raises ``ValueError`` unless the global batch divides evenly."""
-    if global_batch % n_processes:
-        raise ValueError(
-            f"train.batch_size {global_batch} is not divisible by the {n_processes} processes"
-        )
-    return global_batch // n_processes
 
 
 def _check_inputs(train_x, train_y, val_x, val_y, weights) -> None:
@@ -103,20 +79,42 @@ def _check_inputs(train_x, train_y, val_x, val_y, weights) -> None:
             raise ValueError(f"{name} rows lack pole(s) {missing}")
 
 
-def _train_epoch(model, optimizer, loader, *, accelerator: Accelerator, loss) -> dict[str, float]:
-    """One pass over the train rows; returns the row-weighted mean of each loss component."""
-    model.train()
-    lens = accelerator.unwrap_model(model)
-    sums = torch.zeros(len(COMPONENTS) + 1, device=accelerator.device)  # components + row count
-    for x, y, w in loader:
-        terms = models.lens_loss(model(x), y, lens.directions(), weights=w, loss=loss)
+def _reduce_grads(lens: torch.nn.Module, accelerator: Accelerator) -> None:
+    """Sum every gradient over processes (each holds its rows' share of the global gradient)."""
+    if accelerator.num_processes == 1:
+        return
+    for param in lens.parameters():
+        if param.grad is not None:
+            param.grad = accelerator.reduce(param.grad, reduction="sum")
+
+
+def _train_epoch(
+    lens, optimizer, data, *, order: torch.Tensor, batch_size: int, accelerator: Accelerator, loss
+) -> dict[str, float]:
+    """One pass over the train rows in ``order``; returns the mean of each loss component over
+    the epoch's rows (each global batch weighted by its row count)."""
+    lens.train()
+    x_all, y_all, w_all = data
+    rank, world = accelerator.process_index, accelerator.num_processes
+    sums = torch.zeros(len(COMPONENTS), device=accelerator.device)  # global, summed over batches
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]  # (b,) the global batch, same on every process
+        take = runtime.rank_share(batch, rank=rank, world_size=world)  # (<= ceil(b / world),)
+        x, y, w = x_all[take], y_all[take], w_all[take]
+        terms = models.lens_loss(
+            lens(x), y, lens.directions(), weights=w, loss=loss, n_rows=len(batch)
+        )
+        # Row terms are this process's share of the global batch mean; the row-free ortho term
+        # is split evenly so that the sum over processes counts it once.
+        local = terms["ce"] + terms["margin"] + terms["ortho"] / world
         optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(terms["total"])
+        local.backward()
+        _reduce_grads(lens, accelerator)
         optimizer.step()
-        values = torch.stack([terms[name].detach() for name in COMPONENTS])  # (4,)
-        sums += torch.cat([values * len(y), values.new_tensor([len(y)])])
-    sums = accelerator.reduce(sums, reduction="sum")
-    return {f"train/{name}": float(sums[i] / sums[-1]) for i, name in enumerate(COMPONENTS)}
+        shares = torch.stack([terms["ce"], terms["margin"], terms["ortho"] / world]).detach()
+        sums += torch.cat([shares, shares.sum().reshape(1)]) * len(batch)  # (4,)
+    sums = accelerator.reduce(sums, reduction="sum") if world > 1 else sums
+    return {f"train/{name}": float(sums[i] / len(order)) for i, name in enumerate(COMPONENTS)}
 
 
 @torch.no_grad()
@@ -149,47 +147,129 @@ def fit(
     ``train_x`` (n, d_model) float, ``train_y`` (n,) long pole labels, ``weights`` (n,) per-row
     loss weights, ``val_x`` / ``val_y`` the validation rows. Stops after ``config.patience``
     epochs without a strictly higher validation macro-F1, or at ``config.max_epochs``. Raises
-    ``ValueError`` on mismatched inputs, a pole missing from either split, or a global batch not
-    divisible by the process count; ``ParamsError`` on unusable loss params.
+    ``ValueError`` on mismatched inputs or a pole missing from either split; ``ParamsError`` on
+    unusable loss params.
     """
     models.check_loss_params(config.loss)
     _check_inputs(train_x, train_y, val_x, val_y, weights)
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    batch = per_process_batch(config.batch_size, accelerator.num_processes)
+    device = accelerator.device
     torch.manual_seed(seed)
     lens = models.build_lens(config.lens.kind, d_model=train_x.shape[1])
     if config.standardize:
         lens.set_standardization(train_x.mean(dim=0), train_x.std(dim=0))  # (d_model,) each
+    lens.to(device)
     optimizer = torch.optim.Adam(
         lens.parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay
     )
-    loader = DataLoader(
-        _Rows(train_x.float(), train_y.long(), weights.float()),
-        batch_size=batch,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-        collate_fn=_whole_batch,
-    )
-    model, optimizer, loader = accelerator.prepare(lens, optimizer, loader)
-    val_x, val_y = val_x.float().to(accelerator.device), val_y.long().to(accelerator.device)
+    data = (train_x.float().to(device), train_y.long().to(device), weights.float().to(device))
+    val_x, val_y = val_x.float().to(device), val_y.long().to(device)
+    order_rng = torch.Generator().manual_seed(seed)
+    stopper = EarlyStopping(config.patience)
     history: list[dict[str, float]] = []
-    best_score, best_epoch, best_state, stale = -math.inf, 0, {}, 0
+    best_state: dict[str, torch.Tensor] = {}
     for epoch in range(1, config.max_epochs + 1):
+        order = torch.randperm(len(train_y), generator=order_rng).to(device)  # (n_train,)
         record = {"epoch": epoch}
         record.update(
-            _train_epoch(model, optimizer, loader, accelerator=accelerator, loss=config.loss)
+            _train_epoch(
+                lens,
+                optimizer,
+                data,
+                order=order,
+                batch_size=config.batch_size,
+                accelerator=accelerator,
+                loss=config.loss,
+            )
         )
-        record.update(validation_scores(accelerator.unwrap_model(model), val_x, val_y))
+        record.update(validation_scores(lens, val_x, val_y))
         history.append(record)
-        if record["val/macro_f1"] > best_score:
-            best_score, best_epoch, stale = record["val/macro_f1"], epoch, 0
-            best_state = snapshot(accelerator.unwrap_model(model))
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-    lens = accelerator.unwrap_model(model)
+        if stopper.update(epoch, record["val/macro_f1"]):
+            best_state = snapshot(lens)
+        if stopper.should_stop:
+            break
     lens.load_state_dict(best_state)
     return FitResult(
-        lens=lens.cpu().eval(), history=history, best_epoch=best_epoch, epochs_run=epoch
+        lens=lens.cpu().eval(), history=history, best_epoch=stopper.best_epoch, epochs_run=epoch
     )
+
+
+def fit_inputs(act_dir: Path, rows: pd.DataFrame, index: pd.DataFrame, simplex: str) -> dict:
+    """The keyword tensors of ``fit`` for one simplex: its balanced train ``rows`` and the
+    VALIDATION rows of the activation ``index`` (test rows are never read); ``DataError`` when a
+    pole has no rows in either."""
+    train = rows[rows["simplex"] == simplex]
+    val = index[(index["simplex"] == simplex) & (index["split"] == "validation")]
+    for name, part in (("train", train), ("validation", val)):
+        missing = sorted(set(POLES) - set(part["pole"]))
+        if missing:
+            raise DataError(
+                f"simplex {simplex!r} has no {name} rows for pole(s) {missing}",
+                row=simplex,
+                rule=f"every pole has {name} rows",
+            )
+    return {
+        "train_x": cache.read_vectors(act_dir, train),  # (n_train, d_model)
+        "train_y": torch.tensor(train["label"].to_numpy(), dtype=torch.long),
+        "weights": torch.tensor(train["weight"].to_numpy(), dtype=torch.float32),
+        "val_x": cache.read_vectors(act_dir, val),  # (n_val, d_model)
+        "val_y": torch.tensor(val["label"].to_numpy(), dtype=torch.long),
+    }
+
+
+def fit_all(act_dir: Path, rows, index, *, config: TrainParams, accelerator) -> tuple[dict, dict]:
+    """Fit every (simplex, seed) lens; returns results and seconds keyed by (simplex, seed)."""
+    runs = [(s, seed) for s in pd.unique(rows["simplex"]) for seed in config.seeds]
+    data, results, seconds = {}, {}, {}
+    threads = torch.get_num_threads()
+    # A lens step is a few hundred kFLOP: a second intra-op thread makes it 5-20x slower on
+    # 2 cores (measured ~1 ms vs 8-37 ms per step), so lenses train single-threaded per process.
+    torch.set_num_threads(1)
+    try:
+        for simplex, seed in tqdm(
+            runs, desc="train lenses", unit="lens", disable=not accelerator.is_main_process
+        ):
+            if simplex not in data:
+                data[simplex] = fit_inputs(act_dir, rows, index, simplex)
+            start = time.perf_counter()
+            results[simplex, seed] = fit(
+                **data[simplex], config=config, seed=seed, accelerator=accelerator
+            )
+            seconds[simplex, seed] = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    return results, seconds
+
+
+def lens_card(result: FitResult, simplex: str, seed: int, config: TrainParams) -> dict:
+    """What a lens card records of its training (the stage adds the data hashes)."""
+    best = result.best
+    return {
+        "simplex": simplex,
+        "seed": seed,
+        "train_params": dataclasses.asdict(config),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "best_val_macro_f1": best["val/macro_f1"],
+        "best_val_f1": {pole: best[f"val/f1_{pole}"] for pole in POLES},
+        "best_val_margin": {pole: best[f"val/margin_{pole}"] for pole in POLES},
+        "train_loss_at_best_epoch": {c: best[f"train/{c}"] for c in COMPONENTS},
+    }
+
+
+def summarize(results: dict, seconds: dict) -> dict:
+    """Per simplex: validation macro-F1 and per-pole F1 mean/std over seeds, epochs, seconds."""
+    summary: dict = {}
+    for simplex in dict.fromkeys(s for s, _ in results):
+        runs = [(r, seconds[key]) for key, r in results.items() if key[0] == simplex]
+        macro_mean, macro_std = metrics.mean_std([r.best["val/macro_f1"] for r, _ in runs])
+        entry = {"val_macro_f1_mean": macro_mean, "val_macro_f1_std": macro_std}
+        for pole in POLES:
+            f1_mean, f1_std = metrics.mean_std([r.best[f"val/f1_{pole}"] for r, _ in runs])
+            entry[f"val_f1_{pole}_mean"], entry[f"val_f1_{pole}_std"] = f1_mean, f1_std
+        entry["epochs_run_mean"] = sum(r.epochs_run for r, _ in runs) / len(runs)
+        entry["best_epoch_mean"] = sum(r.best_epoch for r, _ in runs) / len(runs)
+        entry["seconds"] = sum(s for _, s in runs)
+        summary[simplex] = entry
+    summary["seconds"] = sum(seconds.values())
+    return summary

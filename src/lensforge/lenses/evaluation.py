@@ -1,0 +1,198 @@
+"""Lens evaluation: the test scores of one saved lens, its grades and diagnostics, and the
+summary of a simplex's seeds (mean and sample std), as flat keys for ``metrics/evaluate.json``,
+plus the rows of the three evaluation plots (confusion, F1 by seed, calibration)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lensforge.core import diagnostics
+from lensforge.core.metrics import (
+    check_probabilities,
+    graduation_tier,
+    is_catastrophic,
+    mean_std,
+    reliability_curve,
+    score_run,
+)
+from lensforge.core.params import EvaluateParams
+from lensforge.lenses import models
+from lensforge.lenses.hatcat import POLES
+
+# The pole the imbalance warning watches: the neutral ("homeostasis") pole is the small one.
+MINORITY_POLE = "neutral"
+# Per-seed values repeated in the summary under ``seed_<seed>/`` (the rest only as mean / std).
+PER_SEED_KEYS = ("macro_f1", "accuracy", "ece_uniform", "brier", "val_macro_f1")
+
+
+def evaluate_run(
+    y_true,
+    probs,
+    *,
+    val_macro_f1: float,
+    loss_components: Mapping[str, float],
+    class_names: Sequence[str],
+    config: EvaluateParams,
+) -> tuple[dict, list[str]]:
+    """Test scores of one lens plus its grades, and the plain-words diagnostics it triggers.
+
+    ``val_macro_f1`` is the validation macro-F1 the lens was selected on (from its card):
+    ``tier`` grades it (selection and graduation happen on validation), ``test_tier`` grades the
+    test macro-F1 for comparison. ``loss_components`` are the weighted train-loss terms of the
+    kept epoch (``total`` excluded). ``catastrophic`` is 1 when any class's F1 is at or below
+    ``config.catastrophic_f1``, else 0.
+    """
+    y, probs = check_probabilities(y_true, probs)
+    scores = score_run(y, probs, class_names=class_names, n_bins=config.ece_bins)
+    f1 = {name: scores[f"{name}/f1"] for name in class_names}
+    catastrophic = is_catastrophic(list(f1.values()), threshold=config.catastrophic_f1)
+    scores.update(
+        val_macro_f1=float(val_macro_f1),
+        tier=graduation_tier(val_macro_f1, tiers=config.tiers),
+        test_tier=graduation_tier(scores["macro_f1"], tiers=config.tiers),
+        catastrophic=int(catastrophic),
+    )
+    messages = []
+    if catastrophic:
+        worst = min(f1, key=f1.get)
+        messages.append(f"catastrophic run: {worst} F1 {f1[worst]:.3f} <= {config.catastrophic_f1}")
+    imbalance = diagnostics.imbalance_diagnostic(
+        f1,
+        minority=MINORITY_POLE,
+        minority_f1=config.imbalance_minority_f1,
+        majority_f1=config.imbalance_majority_f1,
+    )
+    dominant = diagnostics.dominant_loss_diagnostic(
+        loss_components, fraction=config.dominant_loss_fraction
+    )
+    messages += [m for m in (imbalance, dominant) if m is not None]
+    messages += diagnostics.collapse_diagnostics(
+        y, probs, class_names=class_names, separation=config.collapse_separation
+    )
+    return scores, messages
+
+
+def summarize_seeds(
+    runs: Mapping[int, Mapping[str, object]], *, class_names: Sequence[str], config: EvaluateParams
+) -> dict[str, object]:
+    """One simplex's runs (seed -> ``evaluate_run`` scores) as flat summary keys.
+
+    Every float score ``k`` becomes ``k_mean`` and ``k_std`` (sample std; no ``_std`` key for a
+    single seed); ``<class>/support`` is copied (all seeds score the same test rows);
+    ``confusion/...`` counts are summed over seeds. ``n_seeds``, ``n_catastrophic``; ``tier`` is
+    the graduation tier of the mean validation macro-F1 over seeds and ``test_tier`` that of the
+    mean test macro-F1. Per seed, ``seed_<seed>/<k>`` for ``PER_SEED_KEYS``, each class's F1,
+    ``tier``, ``test_tier`` and ``catastrophic``.
+    """
+    if not runs:
+        raise ValueError("summarize_seeds needs at least one run")
+    seeds = sorted(runs)
+    first = runs[seeds[0]]
+    summary: dict[str, object] = {"n_seeds": len(seeds)}
+    for key, value in first.items():
+        if isinstance(value, float):
+            mean, std = mean_std([runs[seed][key] for seed in seeds])
+            summary[f"{key}_mean"] = mean
+            if std is not None:
+                summary[f"{key}_std"] = std
+        elif key.startswith("confusion/"):
+            summary[key] = int(sum(runs[seed][key] for seed in seeds))
+        elif key.endswith("/support"):
+            summary[key] = value
+    summary["n_catastrophic"] = int(sum(runs[seed]["catastrophic"] for seed in seeds))
+    summary["tier"] = graduation_tier(summary["val_macro_f1_mean"], tiers=config.tiers)
+    summary["test_tier"] = graduation_tier(summary["macro_f1_mean"], tiers=config.tiers)
+    per_seed = (*PER_SEED_KEYS, *(f"{name}/f1" for name in class_names))
+    for seed in seeds:
+        for key in (*per_seed, "tier", "test_tier", "catastrophic"):
+            summary[f"seed_{seed}/{key}"] = runs[seed][key]
+    return summary
+
+
+def score_seeds(
+    seeds: dict[int, Path],
+    x: torch.Tensor,
+    y: np.ndarray,
+    *,
+    simplex: str,
+    config: EvaluateParams,
+    manifest_sha256: str,
+) -> tuple[dict[int, dict], dict[int, np.ndarray], list[str]]:
+    """Per seed: ``evaluate_run`` scores and pole probabilities of its saved lens (checked by
+    ``models.load_checked_lens``) on ``x`` (n_test, d_model); all diagnostics."""
+    runs, probs, diagnostics = {}, {}, []
+    for seed, lens_dir in seeds.items():
+        model, card = models.load_checked_lens(
+            lens_dir,
+            simplex=simplex,
+            seed=seed,
+            d_model=x.shape[1],
+            manifest_sha256=manifest_sha256,
+        )
+        probs[seed] = models.pole_probabilities(model, x).double().numpy()  # (n_test, 3)
+        runs[seed], messages = evaluate_run(
+            y,
+            probs[seed],
+            val_macro_f1=card["best_val_macro_f1"],
+            loss_components=loss_components(card),
+            class_names=POLES,
+            config=config,
+        )
+        diagnostics += [f"{simplex} seed {seed}: {message}" for message in messages]
+    return runs, probs, diagnostics
+
+
+def loss_components(card: dict) -> dict[str, float]:
+    """The weighted train-loss terms at the kept (best) epoch, without their sum."""
+    return {k: v for k, v in card["train_loss_at_best_epoch"].items() if k != "total"}
+
+
+def summary_line(simplex: str, summary: dict) -> str:
+    """One line for the log: test macro-F1 and neutral F1 (mean ± std), failures, tiers."""
+    return (
+        f"{simplex}: test macro-F1 {mean_std_text(summary, 'macro_f1')}, neutral F1 "
+        f"{mean_std_text(summary, 'neutral/f1')}, {summary['n_catastrophic']}/{summary['n_seeds']} "
+        f"catastrophic; tier {summary['tier']} (validation macro-F1 "
+        f"{summary['val_macro_f1_mean']:.3f}), test tier {summary['test_tier']}"
+    )
+
+
+def mean_std_text(summary: dict, key: str) -> str:
+    std = summary.get(f"{key}_std")
+    return f"{summary[f'{key}_mean']:.3f}" + ("" if std is None else f" ± {std:.3f}")
+
+
+def add_plot_rows(plots: dict, simplex: str, y, probs: dict, runs: dict, *, n_bins: int) -> None:
+    """Append this simplex's rows to the three plot tables ``plots[name]`` (lists of frames):
+    confusion (one row per test row and seed), F1 per pole and seed, reliability curve."""
+    names = np.array([f"{simplex}:{pole}" for pole in POLES])
+    plots["confusion"] += [
+        pd.DataFrame({"actual": names[y], "predicted": names[p.argmax(axis=1)], "seed": seed})
+        for seed, p in probs.items()
+    ]
+    plots["f1_by_seed"].append(
+        pd.DataFrame(
+            [
+                {
+                    "run": f"{simplex} {pole} seed {seed}",
+                    "f1_score": scores[f"{pole}/f1"],
+                    "simplex": simplex,
+                    "pole": pole,
+                    "seed": seed,
+                }
+                for seed, scores in runs.items()
+                for pole in POLES
+            ]
+        )
+    )
+    pooled_y = np.concatenate([y] * len(probs))
+    pooled_probs = np.concatenate(list(probs.values()))  # (n_seeds * n_test, 3)
+    curve = reliability_curve(pooled_y, pooled_probs, n_bins=n_bins, binning="uniform")
+    plots["calibration"].append(
+        pd.DataFrame(curve).assign(simplex=simplex)[["confidence", "accuracy", "simplex", "count"]]
+    )
