@@ -33,6 +33,12 @@ STAGES = {
     "adjudicate": "Validate raw adjudications; one label per task and item; grouped joint split.",
     "finetune": "Fine-tune the two-head encoder classifier (under accelerate launch).",
     "evaluate_adjudications": "Score the saved classifier on test; offsets tuned on validation.",
+    "validate_concepts": "Check the concept pack with Great Expectations; count hierarchy defects.",
+    "concept_prompts": "Build concept prompts, grouped splits, sibling and random negatives.",
+    "concept_activations": "Run the concept prompts through the cut subject model; cache vectors.",
+    "train_concepts": "Train every concept lens as one batched program, graduated adaptively.",
+    "evaluate_concepts": "Score the concept lenses on test: F1, AUROC, ECE, sibling rank, tiers.",
+    "lens_pack": "Write every concept lens into one safetensors file plus a manifest.",
 }
 
 

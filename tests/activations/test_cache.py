@@ -85,7 +85,7 @@ def test_finish_writes_index_and_manifest_only_when_every_shard_is_there(tmp_pat
 
 
 def test_read_pool_checks_ids_texts_and_presence(tmp_path):
-    with pytest.raises(ArtifactError, match="run `lensforge prompts`"):
+    with pytest.raises(ArtifactError, match="run its prompts stage"):
         cache.read_pool(tmp_path / paths.PROMPT_POOL)
     pool = write_pool(tmp_path)
     assert cache.read_pool(tmp_path / paths.PROMPT_POOL).equals(pool[cache.POOL_COLUMNS])

@@ -55,7 +55,7 @@ def copy_project(project_root: Path, dest: Path) -> None:
     for rel in listed:
         src = project_root / rel
         generated = rel.startswith(("data/", "metrics/", "models/")) and not rel.startswith(
-            "data/raw/hatcat/"
+            ("data/raw/hatcat/", "data/raw/concepts/")
         )
         if not src.is_file() or generated or rel == "dvc.lock":
             continue

@@ -52,13 +52,14 @@ def shard_name(shard: int, *, rank: int = 0) -> str:
     return f"shard_r{rank:02d}_{shard:05d}.safetensors"
 
 
-def read_pool(pool_path: Path) -> pd.DataFrame:
-    """The prompt pool's ``POOL_COLUMNS``, checked: rows present, unique ids, non-empty texts."""
+def read_pool(pool_path: Path, *, columns: list[str] = POOL_COLUMNS) -> pd.DataFrame:
+    """A prompt pool's ``columns`` (the simplex pool's by default; any branch's pool has at least
+    ``prompt_id``, ``split`` and ``text``), checked: rows present, unique ids, non-empty texts."""
     pool_path = Path(pool_path)
     if not pool_path.is_file():
-        raise ArtifactError("prompt pool missing: run `lensforge prompts`", path=pool_path)
+        raise ArtifactError("prompt pool missing: run its prompts stage", path=pool_path)
     pool = pd.read_csv(pool_path, keep_default_na=False)
-    missing = [c for c in POOL_COLUMNS if c not in pool.columns]
+    missing = [c for c in columns if c not in pool.columns]
     if missing:
         raise DataError(f"prompt pool lacks columns {missing}", path=pool_path, rule="columns")
     duplicated = pool.loc[pool["prompt_id"].duplicated(), "prompt_id"].tolist()
@@ -74,7 +75,7 @@ def read_pool(pool_path: Path) -> pd.DataFrame:
         raise DataError("empty prompt text", path=pool_path, row=empty[0], rule="non-empty text")
     if pool.empty:
         raise DataError("prompt pool has no rows", path=pool_path, rule="non-empty pool")
-    return pool[POOL_COLUMNS]
+    return pool[columns]
 
 
 def cache_key(
@@ -149,7 +150,7 @@ def finish(act_dir: Path, index: pd.DataFrame, *, manifest: dict) -> None:
     missing = sorted(name for name in set(index["shard"]) if not (act_dir / name).is_file())
     if missing:
         raise ArtifactError(f"shards missing after extraction: {missing}", path=act_dir)
-    write_csv(act_dir / paths.ACTIVATION_INDEX_NAME, index[INDEX_COLUMNS])
+    write_csv(act_dir / paths.ACTIVATION_INDEX_NAME, index)
     write_json(act_dir / paths.ACTIVATION_MANIFEST_NAME, manifest)
 
 

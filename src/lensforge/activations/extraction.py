@@ -178,14 +178,16 @@ def shard_layout(
 def build_index(
     pool: pd.DataFrame, batches: Sequence[list[int]], *, world_size: int, shard_size: int
 ) -> pd.DataFrame:
-    """The cache index: pool rows in pool order with ``cache.INDEX_COLUMNS`` (shard file, row)."""
+    """The cache index: pool rows in pool order, every pool column but the text, then the shard
+    file and the row in it (for the simplex pool: ``cache.INDEX_COLUMNS``)."""
     shard = [""] * len(pool)
     row = [-1] * len(pool)
     for _, name, positions in shard_layout(batches, world_size=world_size, shard_size=shard_size):
         for offset, pos in enumerate(positions):
             shard[pos], row[pos] = name, offset
-    index = pool.reset_index(drop=True).assign(shard=shard, row=row)
-    return index[cache.INDEX_COLUMNS]
+    index = pool.drop(columns=["text"], errors="ignore").reset_index(drop=True)
+    index = index.assign(shard=shard, row=row)
+    return index
 
 
 def iter_vectors(

@@ -345,6 +345,95 @@ class EvaluateAdjudicationsParams:
     offsets: OffsetsParams
 
 
+# --------------------------------------------------------------------------------------------
+# Concept branch (validate_concepts -> concept_prompts -> concept_activations -> train_concepts
+# -> evaluate_concepts -> lens_pack)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidateConceptsParams:
+    max_definition_chars: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConceptPromptsParams:
+    pack_layers: tuple[int, ...]
+    per_concept: int
+    behavioral_ratio: float
+    unit: Literal["prompt", "concept"]
+    random_negative_ratio: float
+    seed: int
+    split: SplitParams
+
+    def __post_init__(self):
+        if not self.pack_layers or any(layer < 0 for layer in self.pack_layers):
+            raise ParamsError(
+                f"concept_prompts.pack_layers must list pack layers >= 0, got {self.pack_layers}",
+                row="concept_prompts.pack_layers",
+                rule="range",
+            )
+        _check_range(self.behavioral_ratio, 0.0, 1.0, "concept_prompts.behavioral_ratio")
+        if self.random_negative_ratio < 0:
+            raise ParamsError(
+                "concept_prompts.random_negative_ratio must be >= 0",
+                row="concept_prompts.random_negative_ratio",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ConceptScheduleParams:
+    kind: Literal["exponential", "linear"]
+    start: int
+    step: int
+    cap: int
+    n_iterations: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConceptTierParams:
+    name: str
+    min_f1: float
+    first: int
+    last: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConceptsParams:
+    kind: Literal["linear", "mlp"]
+    seed: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    standardize: bool
+    schedule: ConceptScheduleParams
+    tiers: tuple[ConceptTierParams, ...]
+    max_train_val_gap: float
+    positive_fraction: float
+    validation_negative_ratio: float
+    max_lenses_per_program: int
+
+    def __post_init__(self):
+        _check_range(self.positive_fraction, 0.01, 0.99, "train_concepts.positive_fraction")
+        if self.lr <= 0 or self.max_train_val_gap < 0:
+            raise ParamsError(
+                "train_concepts: lr must be > 0 and max_train_val_gap >= 0",
+                row="train_concepts",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConceptsParams:
+    ece_bins: int
+    threshold: float
+
+    def __post_init__(self):
+        _check_range(self.threshold, 0.0, 1.0, "evaluate_concepts.threshold")
+
+
 @dataclasses.dataclass(frozen=True)
 class Params:
     data: DataParams
@@ -359,6 +448,10 @@ class Params:
     adjudicate: AdjudicateParams
     finetune: FinetuneParams
     evaluate_adjudications: EvaluateAdjudicationsParams
+    validate_concepts: ValidateConceptsParams
+    concept_prompts: ConceptPromptsParams
+    train_concepts: TrainConceptsParams
+    evaluate_concepts: EvaluateConceptsParams
 
 
 _POSITIVE_INTS = {
@@ -371,6 +464,14 @@ _POSITIVE_INTS = {
     "patience",
     "ece_bins",
     "layer",
+    "per_concept",
+    "max_definition_chars",
+    "n_iterations",
+    "max_lenses_per_program",
+    "start",
+    "cap",
+    "first",
+    "last",
 }
 
 
@@ -453,6 +554,7 @@ def parse(raw: object) -> Params:
     params = _build(Params, raw, "")
     _check_split(params.prompts.split, "prompts.split")
     _check_split(params.adjudicate.split, "adjudicate.split")
+    _check_split(params.concept_prompts.split, "concept_prompts.split")
     if not 0.0 <= params.prompts.behavioral_ratio <= 1.0:
         raise ParamsError(
             f"prompts.behavioral_ratio must be in [0, 1], got {params.prompts.behavioral_ratio}",

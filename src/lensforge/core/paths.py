@@ -96,3 +96,33 @@ EVALUATE_ADJUDICATIONS_CONFUSION = {
     for task in ("sentiment", "polarization")
 }
 EVALUATE_ADJUDICATIONS_CALIBRATION = EVALUATE_ADJUDICATIONS_PLOTS_DIR / "calibration.csv"
+
+
+# ---- concept branch
+CONCEPTS_RAW_DIR = Path("data/raw/concepts")
+CONCEPT_PACK = CONCEPTS_RAW_DIR / "first-light.tar.gz"
+
+CONCEPT_PROMPTS_DIR = Path("data/concept_prompts")
+CONCEPT_PROMPT_POOL = CONCEPT_PROMPTS_DIR / "pool.csv"
+CONCEPT_NEGATIVES = CONCEPT_PROMPTS_DIR / "negatives.csv"
+CONCEPT_TABLE = CONCEPT_PROMPTS_DIR / "concepts.csv"
+CONCEPT_ACTIVATIONS_DIR = Path("data/concept_activations")
+CONCEPT_LENSES_DIR = Path("models/concept_lenses")
+CONCEPT_WEIGHTS_NAME = "lenses.safetensors"
+CONCEPT_RECORDS_NAME = "records.csv"
+CONCEPT_CARD_NAME = "card.json"
+LENS_PACK_DIR = Path("models/lens_pack")
+LENS_PACK_WEIGHTS_NAME = "lenses.safetensors"
+LENS_PACK_MANIFEST_NAME = "manifest.json"
+
+VALIDATE_CONCEPTS_METRICS = METRICS_DIR / "validate_concepts.json"
+CONCEPT_PROMPTS_METRICS = METRICS_DIR / "concept_prompts.json"
+CONCEPT_ACTIVATIONS_METRICS = METRICS_DIR / "concept_activations.json"
+TRAIN_CONCEPTS_METRICS = METRICS_DIR / "train_concepts.json"
+EVALUATE_CONCEPTS_METRICS = METRICS_DIR / "evaluate_concepts.json"
+EVALUATE_CONCEPTS_PLOTS_DIR = Path("metrics/evaluate_concepts")
+EVALUATE_CONCEPTS_PER_CONCEPT = EVALUATE_CONCEPTS_PLOTS_DIR / "per_concept.csv"
+EVALUATE_CONCEPTS_F1 = EVALUATE_CONCEPTS_PLOTS_DIR / "f1_distribution.csv"
+EVALUATE_CONCEPTS_TIERS = EVALUATE_CONCEPTS_PLOTS_DIR / "tiers_by_layer.csv"
+EVALUATE_CONCEPTS_F1_BY_SAMPLES = EVALUATE_CONCEPTS_PLOTS_DIR / "f1_by_samples.csv"
+LENS_PACK_METRICS = METRICS_DIR / "lens_pack.json"

@@ -1,70 +1,26 @@
-"""activations stage: prompt pool -> one vector per prompt at ``model.layer`` (shards + index).
+"""activations stage: the simplex prompt pool -> one vector per prompt at ``model.layer``.
 
-Runs as one process or data-parallel under ``accelerate launch``: every process plans the same
-length-sorted batches, runs its own share and writes its shards into the folder the main process
-opened; after a barrier the main process writes index and manifest, the folder replaces
-``data/activations`` in one rename (a killed run leaves the previous cache or none), and only then
-are the metrics (with the timing, which the cache never holds) written.
+Shards, index and manifest in ``data/activations`` (``activations.pipeline``: one process or
+data-parallel under ``accelerate launch``; a killed run leaves the previous cache or none), then
+``metrics/activations.json`` with the timing the cache never holds.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from pathlib import Path
 
-from accelerate import PartialState
-from accelerate.utils import parse_flag_from_env
-
-from lensforge.activations import cache, extraction
-from lensforge.core import paths, runtime, sequences
-from lensforge.core.artifacts import file_sha256, shared_atomic_dir, write_json
+from lensforge.activations import cache, pipeline
+from lensforge.core import paths
 from lensforge.core.params import Params
-
-log = logging.getLogger(__name__)
 
 
 def run(params: Params, *, root: Path) -> None:
-    # PartialState alone ignores ACCELERATE_USE_CPU (Accelerator reads it): without the flag, a
-    # CPU launch of N processes would run N unconnected copies, each believing it is rank 0.
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-    runtime.share_cpu(state.device, state.num_processes)
-    settings, layer, world = params.activations, params.model.layer, state.num_processes
-    pool_path = paths.under(root, paths.PROMPT_POOL)
-    model_dir = paths.under(root, paths.SUBJECT_MODEL_DIR)
-    pool = cache.read_pool(pool_path)
-    cut, tokenizer, card = extraction.load_cut(
-        model_dir, layer=layer, compute_dtype=settings.compute_dtype
+    pipeline.extract_pool(
+        root,
+        paths.under(root, paths.PROMPT_POOL),
+        columns=cache.POOL_COLUMNS,
+        out_dir=paths.under(root, paths.ACTIVATIONS_DIR),
+        metrics_path=paths.under(root, paths.ACTIVATIONS_METRICS),
+        layer=params.model.layer,
+        config=params.activations,
     )
-    cut = cut.to(state.device)
-    plan = extraction.plan(tokenizer, pool["text"].tolist(), max_length=settings.max_length,
-                           batch_size=settings.batch_size)  # fmt: skip
-
-    started = time.perf_counter()
-    with shared_atomic_dir(paths.under(root, paths.ACTIVATIONS_DIR), state=state) as tmp_dir:
-        extraction.extract_to_shards(
-            cut, plan.token_ids, plan.batches, tmp_dir, rank=state.process_index,
-            world_size=world, shard_size=settings.shard_size, pooling=settings.pooling,
-            dtype=settings.dtype, pad_id=sequences.pad_id_of(tokenizer),
-            prompt_ids=pool["prompt_id"].tolist(), device=state.device,
-        )  # fmt: skip
-        state.wait_for_everyone()
-        if state.is_main_process:
-            index = extraction.build_index(pool, plan.batches, world_size=world,
-                                           shard_size=settings.shard_size)  # fmt: skip
-            manifest = cache.build_manifest(
-                card, index, card_sha256=file_sha256(model_dir / paths.MODEL_CARD_NAME),
-                pool_sha256=file_sha256(pool_path), layer=layer, settings=settings,
-                compute_dtype=str(cut.decoder.dtype).removeprefix("torch."),
-                padding_side=extraction.PADDING_SIDE, n_truncated=plan.n_truncated,
-                n_processes=world,
-            )  # fmt: skip
-            cache.finish(tmp_dir, index, manifest=manifest)
-    seconds = time.perf_counter() - started
-    if state.is_main_process:
-        summary = extraction.summary(index, d_model=card["d_model"], seconds=seconds,
-                                     n_truncated=plan.n_truncated, n_processes=world)  # fmt: skip
-        write_json(paths.under(root, paths.ACTIVATIONS_METRICS), summary)
-        log.info("activations: %d prompts at layer %d (%s pooling, %s) in %.1f s, %d shard(s), "
-                 "%d process(es)", len(pool), layer, settings.pooling, settings.dtype, seconds,
-                 summary["n_shards"], world)  # fmt: skip
