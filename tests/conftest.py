@@ -23,6 +23,15 @@ def _seed_everything():
     torch.manual_seed(0)
 
 
+@pytest.fixture()
+def single_torch_thread():
+    """Small tensors: on a shared 2-core machine a second intra-op thread only waits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT

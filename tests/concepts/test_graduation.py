@@ -13,12 +13,7 @@ from lensforge.core.errors import DataError, ParamsError
 EXPONENTIAL = graduation.exponential_schedule(**graduation.EXPONENTIAL)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 # ----------------------------------------------------------------------------- tables

@@ -12,13 +12,7 @@ from lensforge.core.errors import DataError, ParamsError
 KINDS = ("linear", "mlp")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: on a shared 2-core machine a second intra-op thread only waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def lens_problem(n_lenses: int = 6, *, d_model: int = 24, n_rows: int = 500, seed: int = 0):

@@ -24,13 +24,7 @@ CONFIG = TrainParams(
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Lens steps are tiny: on a shared 2-core machine a second intra-op thread only waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def blobs(n_per_pole: int, *, d_model: int = 8, spread: float = 1.0, seed: int = 0):

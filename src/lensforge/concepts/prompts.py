@@ -43,6 +43,7 @@ from lensforge.core.splits import (
 from lensforge.core.templates import (
     BEHAVIORAL,
     DEFINITIONAL,
+    DEFINITIONAL_TEMPLATES,
     TemplateSet,
     clean_lemma,
     normalise_lemma,
@@ -59,18 +60,7 @@ NEGATIVE_COLUMNS = ["concept", "split", "prompt_id", "negative"]
 # {lemma} is one of the concept's names; {definition} its definition, first letter lowered.
 # Concepts are things, processes, attributes, relations: no template assumes a feeling.
 CONCEPT_TEMPLATES = TemplateSet(
-    definitional=(
-        "{lemma}: {definition}.",
-        "The word '{lemma}' means {definition}.",
-        "What is {lemma}? It is {definition}.",
-        "{frame}, {lemma} refers to {definition}.",
-        "{frame}, the term {lemma} names {definition}.",
-        "Define {lemma}. Answer: {definition}.",
-        "A short entry for '{lemma}': {definition}.",
-        "Explain the concept of {lemma}: {definition}.",
-        "{frame}, people use '{lemma}' for {definition}.",
-        "Concept: {lemma}. Meaning: {definition}.",
-    ),
+    definitional=DEFINITIONAL_TEMPLATES,
     frames=(
         "In everyday language",
         "In a dictionary",

@@ -37,20 +37,24 @@ class TemplateSet:
     who: tuple[str, ...]
 
 
-# {lemma} is one of the synset's lemmas; {definition} its definition, first letter lowered.
+# {lemma} is one of the names (a synset's lemma, a concept's lemma or alias); {definition} its
+# definition, first letter lowered; {frame} one of the set's frames. Shared by every template set.
+DEFINITIONAL_TEMPLATES = (
+    "{lemma}: {definition}.",
+    "The word '{lemma}' means {definition}.",
+    "What is {lemma}? It is {definition}.",
+    "{frame}, {lemma} refers to {definition}.",
+    "{frame}, the term {lemma} names {definition}.",
+    "Define {lemma}. Answer: {definition}.",
+    "A short entry for '{lemma}': {definition}.",
+    "Explain the concept of {lemma}: {definition}.",
+    "{frame}, people use '{lemma}' for {definition}.",
+    "Concept: {lemma}. Meaning: {definition}.",
+)
+
+# The simplex (psychological state) set.
 STATE_TEMPLATES = TemplateSet(
-    definitional=(
-        "{lemma}: {definition}.",
-        "The word '{lemma}' means {definition}.",
-        "What is {lemma}? It is {definition}.",
-        "{frame}, {lemma} refers to {definition}.",
-        "{frame}, the term {lemma} names {definition}.",
-        "Define {lemma}. Answer: {definition}.",
-        "A short entry for '{lemma}': {definition}.",
-        "Explain the concept of {lemma}: {definition}.",
-        "{frame}, people use '{lemma}' for {definition}.",
-        "Concept: {lemma}. Meaning: {definition}.",
-    ),
+    definitional=DEFINITIONAL_TEMPLATES,
     frames=(
         "In psychology",
         "In everyday language",

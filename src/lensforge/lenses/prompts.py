@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from lensforge.activations import cache
 from lensforge.core import paths
 from lensforge.core.params import PromptsParams
 from lensforge.core.splits import (
@@ -217,18 +218,7 @@ def check_pool_texts(pool: pd.DataFrame) -> None:
     )
 
 
-POOL_COLUMNS = [
-    "prompt_id",
-    "simplex",
-    "pole",
-    "label",
-    "synset_key",
-    "group",
-    "kind",
-    "split",
-    "rank",
-    "text",
-]
+POOL_COLUMNS = cache.POOL_COLUMNS  # the pool is what the activation cache indexes
 
 
 def pool_summary(pool: pd.DataFrame, synsets: pd.DataFrame) -> dict[str, int | float]:
