@@ -326,3 +326,15 @@ def test_validation_rows_among_training_candidates_are_refused():
     leaky.index[1, 0] = pool.negatives[1, 3]
     with pytest.raises(DataError, match="validation rows are not training rows"):
         graduate_real(x, pool, leaky)
+
+
+def test_a_lens_that_runs_out_is_judged_against_every_later_iteration(monkeypatch):
+    # lens 0 has 7 positives: at count 20 (wants 10) it trains on all 7, reaches 0.82 there and
+    # would train on the same rows at every later iteration: it graduates at the first iteration
+    # whose threshold 0.82 meets (C+ 0.80 from iteration 13). Lens 1 (0.7) still fails: data.
+    val = {0: lambda n: 0.82 if n >= 17 else 0.6, 1: lambda n: 0.7}
+    train = {k: (lambda n, f=f: f(n)) for k, f in val.items()}
+    result = run_scripted(monkeypatch, ScriptedTrainer(val, train), [7, 7])
+    first, second = result.records
+    assert (first["tier"], first["iteration"], first["n_positives"]) == ("C+", 13, 7)
+    assert (second["tier"], second["fail_reason"]) == ("F", "data")

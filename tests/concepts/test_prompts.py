@@ -9,7 +9,7 @@ import pytest
 
 from lensforge.concepts import pack, prompts
 from lensforge.core.errors import DataError
-from lensforge.core.splits import SPLITS, allocate
+from lensforge.core.splits import SPLITS
 from lensforge.core.templates import kind_schedule
 from tests.concepts.test_pack import REAL_ARCHIVE, concept_doc
 
@@ -164,9 +164,20 @@ def test_an_unknown_split_unit_is_refused():
 def test_every_concept_has_prompts_in_every_split_with_unit_prompt():
     table = _table(_tree(), unit="prompt", n_prompts=8)
     per_concept = table.groupby(["concept", "split"]).size().unstack()
-    expected = dict(zip(SPLITS, allocate(8, FRACTIONS), strict=True))
-    assert (per_concept[list(SPLITS)] == pd.Series(expected)).all().all()
+    assert per_concept[list(SPLITS)].notna().all().all() and (per_concept > 0).all().all()
     assert table["group"].is_unique  # no text shared between concepts here
+
+
+def test_near_copies_of_one_template_never_straddle_splits():
+    table = _table(_tree(), unit="prompt", n_prompts=8)
+    shapes = table["concept"] + "|" + table["text"].map(prompts.shape_key)
+    assert table.groupby(shapes)["split"].nunique().eq(1).all()
+    assert prompts.cross_split_shapes(table) == 0
+    # the key blanks exactly the person a behavioural template names
+    assert prompts.shape_key("How would a teacher explain regions to a child?") == (
+        prompts.shape_key("How would a stranger explain regions to a child?")
+    )
+    assert prompts.shape_key("regions: an area.") != prompts.shape_key("places: an area.")
 
 
 def test_a_text_shared_by_two_concepts_keeps_one_split():

@@ -111,3 +111,26 @@ def test_pack_manifest_follows_the_weights_order_with_scores_and_synsets():
     assert pack["lenses"][1]["synsets"] == ["01.n", "02.n"] and pack["lenses"][1]["graduated"]
     assert pack["lenses"][0]["test_auroc"] is None and pack["lenses"][1]["test_f1"] == 0.8
     assert pack["model_layer"] == 6 and pack["n_lenses"] == 2
+
+
+def test_summary_of_lenses_without_siblings_or_scores_holds_no_nan():
+    table = pd.DataFrame(
+        {"concept": ["A"], "pack_layer": [0], "f1": [float("nan")], "auroc": [None],
+         "sibling_rank_accuracy": [None], "graduated": [False], "tier": ["F"]}
+    )  # fmt: skip
+    import numpy as np
+
+    out = evaluation.summary(
+        table, np.array([1, 0]), np.array([0.7, 0.2]), n_bins=10, tier_names=["A"]
+    )
+    assert out["test_f1_mean"] is None and out["sibling_rank_accuracy_mean"] is None
+    assert out["layer_0/test_f1_mean"] is None and out["share_tier_F"] == 1.0
+
+
+def test_selecting_pack_layers_the_pack_lacks_is_a_params_error():
+    from lensforge.concepts import prompts
+    from lensforge.core.errors import ParamsError
+
+    concepts = pd.DataFrame({"term": ["A"], "pack_layer": [0], "lemmas": [[]], "aliases": [[]]})
+    with pytest.raises(ParamsError, match=r"no concept on pack layers \[9\].*layers \[0\]"):
+        prompts.select_concepts(concepts, pack_layers=[9])

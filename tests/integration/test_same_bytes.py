@@ -49,10 +49,16 @@ def output_stages(project_root: Path) -> dict[str, list[str]]:
     }
 
 
+def all_stages(project_root: Path) -> list[str]:
+    """Every dvc.yaml stage, in order (the ones without outputs feed the others: evaluate_concepts
+    writes the per-concept table the lens pack reads)."""
+    return list(yaml.safe_load((project_root / "dvc.yaml").read_text(encoding="utf-8"))["stages"])
+
+
 def run_chain(root: Path) -> None:
-    """Run every output stage's ``run`` on ``root``, in dvc.yaml order (in a fresh process)."""
+    """Run every stage's ``run`` on ``root``, in dvc.yaml order (in a fresh process)."""
     params = params_mod.load(root / paths.PARAMS)
-    for stage in output_stages(PROJECT_ROOT):
+    for stage in all_stages(PROJECT_ROOT):
         try:
             importlib.import_module(f"lensforge.stages.{stage}").run(params, root=root)
         finally:
@@ -67,12 +73,14 @@ def tiny_params(project_root: Path, *, model_dir: Path, encoder_dir: Path) -> di
     raw["model"].update({"source": "hf", "name_or_path": str(model_dir), "layer": 2})
     raw["activations"].update({"batch_size": 16, "shard_size": 256})
     raw["train"].update({"seeds": [0, 1], "max_epochs": 6, "patience": 3})
+    raw["concept_prompts"].update({"pack_layers": [0, 1], "per_concept": 8})
     return tiny_adjudication_params(raw, encoder_dir)
 
 
 def make_root(root: Path, project_root: Path, raw_params: dict) -> Path:
     """A project folder holding the raw inputs (HatCat files, archives) and the params."""
     shutil.copytree(project_root / paths.RAW_DIR, root / paths.RAW_DIR)
+    shutil.copytree(project_root / paths.CONCEPTS_RAW_DIR, root / paths.CONCEPTS_RAW_DIR)
     link_archives(project_root, root)
     (root / paths.PARAMS).write_text(yaml.safe_dump(raw_params), encoding="utf-8")
     return root
@@ -124,6 +132,7 @@ def test_the_chain_covers_every_stage_that_has_outputs(project_root):
     assert list(output_stages(project_root)) == [
         "prompts", "subject_model", "activations", "balance", "train",
         "import_adjudications", "adjudicate", "finetune",
+        "concept_prompts", "concept_activations", "train_concepts", "lens_pack",
     ]  # fmt: skip
 
 

@@ -52,14 +52,17 @@ def shard_name(shard: int, *, rank: int = 0) -> str:
     return f"shard_r{rank:02d}_{shard:05d}.safetensors"
 
 
-def read_pool(pool_path: Path, *, columns: list[str] = POOL_COLUMNS) -> pd.DataFrame:
-    """A prompt pool's ``columns`` (the simplex pool's by default; any branch's pool has at least
-    ``prompt_id``, ``split`` and ``text``), checked: rows present, unique ids, non-empty texts."""
+def read_pool(pool_path: Path, *, columns: list[str] | None = POOL_COLUMNS) -> pd.DataFrame:
+    """A prompt pool's ``columns`` (the simplex pool's by default; None: every column the file
+    has, which must include ``prompt_id``, ``split`` and ``text``), checked: rows present, unique
+    ids, non-empty texts."""
     pool_path = Path(pool_path)
     if not pool_path.is_file():
         raise ArtifactError("prompt pool missing: run its prompts stage", path=pool_path)
     pool = pd.read_csv(pool_path, keep_default_na=False)
-    missing = [c for c in columns if c not in pool.columns]
+    columns = list(pool.columns) if columns is None else columns
+    required = dict.fromkeys([*columns, "prompt_id", "split", "text"])
+    missing = [c for c in required if c not in pool.columns]
     if missing:
         raise DataError(f"prompt pool lacks columns {missing}", path=pool_path, rule="columns")
     duplicated = pool.loc[pool["prompt_id"].duplicated(), "prompt_id"].tolist()

@@ -29,7 +29,7 @@ def extract_pool(
     root: Path,
     pool_path: Path,
     *,
-    columns: list[str],
+    columns: list[str] | None,
     out_dir: Path,
     metrics_path: Path,
     layer: int,

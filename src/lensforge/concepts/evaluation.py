@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from lensforge.concepts import rows, training
+from lensforge.concepts import prompts, rows, training
 from lensforge.core import metrics
 
 
@@ -62,11 +62,10 @@ def per_concept(
     negatives: pd.DataFrame,
     concepts: pd.DataFrame,
     records: pd.DataFrame,
-    *,
-    threshold: float,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """One row per concept with its test scores; plus the pooled (labels, probabilities) of
-    every lens on its balanced test rows for calibration."""
+    """One row per concept with its test scores at the threshold its lens was graduated with
+    (its record's ``threshold``); plus the pooled (labels, probabilities) of every lens on its
+    balanced test rows for calibration."""
     names = concepts["concept"].tolist()
     positives, negs = rows.split_rows(index, negatives, names, split="test")
     # Score the test rows only (every lens on every row is dense: lenses x rows).
@@ -77,11 +76,12 @@ def per_concept(
     positives = [to_test[p] for p in positives]
     negs = [to_test[n] for n in negs]
     lens_of = {name: i for i, name in enumerate(names)}
-    parents = concepts["parents"].map(lambda s: set(filter(None, s.split("|"))))
-    siblings = [
-        [j for j in range(len(names)) if j != i and parents[i] & parents[j]]
-        for i in range(len(names))
-    ]
+    parents = {
+        name: [p for p in str(joined).split("|") if p]
+        for name, joined in zip(names, concepts["parents"], strict=True)
+    }
+    family = prompts.siblings(parents, among=names)  # the negatives' sibling rule, roots included
+    siblings = [sorted(lens_of[s] for s in family[name]) for name in names]
     ranks = sibling_ranks(probs, positives, siblings)
     table, pooled_y, pooled_p = [], [], []
     for i, name in enumerate(names):
@@ -91,6 +91,7 @@ def per_concept(
         y = np.r_[np.ones(len(pos)), np.zeros(len(balanced))].astype(np.int64)
         p = probs[take, i].double().numpy()
         row = {"concept": name, "pack_layer": int(concepts["pack_layer"][i])}
+        threshold = float(records["threshold"].iloc[i])
         row.update(_binary_scores(y, p, threshold=threshold) if len(pos) else {})
         everything = torch.cat([pos, neg])
         y_all = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
@@ -114,6 +115,17 @@ def per_concept(
     )
 
 
+def _mean(values: pd.Series) -> float | None:
+    """Mean of the defined values, None when there are none (no NaN in a metrics file)."""
+    defined = pd.to_numeric(values, errors="coerce").dropna()
+    return float(defined.mean()) if len(defined) else None
+
+
+def _median(values: pd.Series) -> float | None:
+    defined = pd.to_numeric(values, errors="coerce").dropna()
+    return float(defined.median()) if len(defined) else None
+
+
 def summary(
     table: pd.DataFrame, y: np.ndarray, p: np.ndarray, *, n_bins: int, tier_names: Sequence[str]
 ) -> dict[str, object]:
@@ -123,10 +135,10 @@ def summary(
     two_column = np.stack([1 - p, p], axis=1)  # (n, 2) probabilities of (other, concept)
     out: dict[str, object] = {
         "n_concepts": len(table),
-        "test_f1_mean": float(table["f1"].mean()),
-        "test_f1_median": float(table["f1"].median()),
-        "test_auroc_mean": float(pd.to_numeric(table["auroc"]).mean()),
-        "sibling_rank_accuracy_mean": float(pd.to_numeric(table["sibling_rank_accuracy"]).mean()),
+        "test_f1_mean": _mean(table["f1"]),
+        "test_f1_median": _median(table["f1"]),
+        "test_auroc_mean": _mean(table["auroc"]),
+        "sibling_rank_accuracy_mean": _mean(table["sibling_rank_accuracy"]),
         "ece_uniform": metrics.expected_calibration_error(
             y, two_column, n_bins=n_bins, binning="uniform"
         ),
@@ -136,7 +148,7 @@ def summary(
         out[f"share_tier_{tier}"] = float((table["tier"] == tier).mean())
     for layer, part in table.groupby("pack_layer"):
         out[f"layer_{layer}/n_concepts"] = len(part)
-        out[f"layer_{layer}/test_f1_mean"] = float(part["f1"].mean())
+        out[f"layer_{layer}/test_f1_mean"] = _mean(part["f1"])
         out[f"layer_{layer}/share_graduated"] = float(part["graduated"].astype(bool).mean())
     return out
 

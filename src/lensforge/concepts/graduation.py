@@ -31,7 +31,9 @@ sibling hard negatives interleaved with random others at its ratio), so a larger
 smaller count's rows and adds to them: a lens's data grows, it is not redrawn.
 
 Running out. When a lens's pool cannot supply a count's positives or negatives, it trains once on
-everything it has for that count's iterations; failing them, it is tier F (``data``). A lens
+everything it has; since every later iteration would train it on these same rows, it is judged
+against the thresholds of all remaining iterations (graduating at the first it meets); failing
+them all, it is tier F (``data``). A lens
 whose pool cannot grow past the rows of its previous training is F (``data``) without training
 again. A lens still pending after the last iteration is F (``schedule``). A lens without
 positives or negatives in its pool, or without a positive validation row, is F (``no_data``)
@@ -383,11 +385,21 @@ def graduate(
         weights.assign(lenses, result.weights)
         ledger.note_training(lenses, result, n_pos=n_pos, n_neg=n_neg)
         gap_ok = result.train_f1 - result.val_f1 <= max_train_val_gap  # (n,)
-        passes = (result.val_f1[:, None] >= thresholds[first - 1 : last][None, :]) & gap_ok[:, None]
+        # A lens whose pool ran out would train on these same rows at every later iteration, so
+        # it is the same lens there: it is judged against every remaining iteration's threshold.
+        window = torch.where(
+            short, torch.full_like(n_pos, len(schedule)), torch.full_like(n_pos, last)
+        )
+        iterations = torch.arange(first, len(schedule) + 1)  # (n_left,)
+        passes = (
+            (result.val_f1[:, None] >= thresholds[first - 1 :][None, :])
+            & (iterations[None, :] <= window[:, None])
+            & gap_ok[:, None]
+        )  # (n, n_left)
         graduated = passes.any(1)  # (n,)
         at = first + passes.long().argmax(1)  # (n,) the first iteration it passes
         ledger.graduated_at[lenses[graduated]] = at[graduated]
-        ledger.last_iteration[lenses] = torch.where(graduated, at, torch.full_like(at, last))
+        ledger.last_iteration[lenses] = torch.where(graduated, at, window)
         ledger.pending[lenses[graduated]] = False
         ledger.fail(lenses[~graduated & short], "data")
         summary = {

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from lensforge.core.errors import ParamsError
 from lensforge.core.splits import (
     SPLITS,
     allocate,
@@ -189,6 +190,13 @@ def concept_prompts(
 def select_concepts(concepts: pd.DataFrame, *, pack_layers: Sequence[int]) -> pd.DataFrame:
     """The concepts on ``pack_layers``, in (pack layer, term) order, with their ``names``."""
     chosen = concepts[concepts["pack_layer"].astype(int).isin(list(pack_layers))].copy()
+    if chosen.empty:
+        present = sorted(set(concepts["pack_layer"].astype(int)))
+        raise ParamsError(
+            f"no concept on pack layers {list(pack_layers)}; the pack has layers {present}",
+            row="concept_prompts.pack_layers",
+            rule="pack layers exist",
+        )
     chosen["pack_layer"] = chosen["pack_layer"].astype(int)
     chosen["names"] = [
         concept_names(lemmas, aliases, term)
@@ -250,32 +258,57 @@ def split_by_concept(
     return {term: split_of_group[group] for term, group in groups.items()}
 
 
+def shape_key(text: str, *, templates: TemplateSet = CONCEPT_TEMPLATES) -> str:
+    """A prompt's text with its template's variable words (the person a behavioural template
+    names, the frame a definitional one opens with) blanked: two prompts of one concept with the
+    same shape differ only in those words ("How would a teacher / a stranger explain X?")."""
+    key = normalise_text(text)
+    for word in sorted((*templates.who, *templates.frames), key=len, reverse=True):
+        key = key.replace(normalise_text(word), "\u2026")
+    return key
+
+
 def split_within_concepts(
     prompts: pd.DataFrame, *, fractions: Sequence[float], seed: int
 ) -> pd.Series:
     """The split of each prompt row when every concept's prompts are dealt over the splits.
 
-    Per concept (in term order), ``allocate(n, fractions)`` slots in a seeded order, given to its
-    prompts in rank order; a text (``normalise_text``) met before, in another concept, keeps the
-    split it got there and takes its slot (a concept may then hold one more prompt in a split).
+    Per concept (in term order) its prompts are grouped by ``shape_key`` (near-copies of one
+    template never straddle splits) and ``allocate(n_groups, fractions)`` slots, in a seeded
+    order, go to the groups in rank order; a group holding a text (``normalise_text``) met
+    before, in another concept, keeps the split that text got there.
     """
     keys = prompts["text"].map(normalise_text)
+    shapes = prompts["text"].map(shape_key)
     split_of_text: dict[str, str] = {}
     splits = pd.Series(index=prompts.index, dtype=object)
     for concept, part in prompts.sort_values("rank").groupby("concept", sort=True):
-        quota = dict(zip(SPLITS, allocate(len(part), fractions), strict=True))
+        groups: dict[str, list] = {}
         for index in part.index:
-            if keys[index] in split_of_text:
-                quota[split_of_text[keys[index]]] -= 1
+            groups.setdefault(shapes[index], []).append(index)
+        fixed = {
+            shape: next((split_of_text[keys[i]] for i in rows if keys[i] in split_of_text), None)
+            for shape, rows in groups.items()
+        }
+        quota = dict(zip(SPLITS, allocate(len(groups), fractions), strict=True))
+        for split in fixed.values():
+            if split is not None:
+                quota[split] -= 1
         slots = [split for split in SPLITS for _ in range(max(quota[split], 0))]
-        slots = shuffled(slots, np.random.default_rng(stable_seed(seed, concept)))
-        free = iter(slots)
-        for index in part.index:
-            key = keys[index]
-            if key not in split_of_text:
-                split_of_text[key] = next(free)
-            splits[index] = split_of_text[key]
+        free = iter(shuffled(slots, np.random.default_rng(stable_seed(seed, concept))))
+        for shape, rows in groups.items():
+            split = fixed[shape] or next(free)
+            for index in rows:
+                split_of_text.setdefault(keys[index], split)
+                splits[index] = split_of_text[keys[index]]
     return splits
+
+
+def cross_split_shapes(table: pd.DataFrame) -> int:
+    """(concept, template shape) pairs whose prompts sit in more than one split (0 when
+    ``split_within_concepts`` placed them)."""
+    shapes = table["concept"] + "\x1f" + table["text"].map(shape_key)
+    return len(cross_split_keys(list(table["split"]), [[s] for s in shapes]))
 
 
 def build_prompt_table(
@@ -361,6 +394,10 @@ def prompt_counts(table: pd.DataFrame, chosen: pd.DataFrame) -> dict[str, int]:
         counts[f"{split}/n_concepts"] = int(rows["concept"].nunique())
     for kind, n in table["kind"].value_counts().sort_index().items():
         counts[f"kind_{kind}/n_prompts"] = int(n)
+    counts["cross_split_identical_texts"] = len(
+        cross_split_keys(list(table["split"]), [[normalise_text(x)] for x in table["text"]])
+    )
+    counts["cross_split_template_shapes"] = cross_split_shapes(table)
     return {**counts, **shared_lemma_counts(table, chosen)}
 
 

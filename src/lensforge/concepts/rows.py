@@ -87,6 +87,7 @@ def labelled_rows(
 
 
 def concept_seeds(concepts: Sequence[str]) -> torch.Tensor:
-    """(n,) per-concept seeds from the names alone, so a concept's lens does not change when
-    other concepts join or leave the trained set."""
+    """(n,) per-concept seeds from the names alone, so a concept's linear lens does not change
+    when other concepts join or leave the trained set (an MLP's dropout masks are drawn per
+    program, so its lenses do)."""
     return torch.tensor([stable_seed(name) & 0xFFFFFFFF for name in concepts], dtype=torch.long)

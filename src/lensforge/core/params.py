@@ -428,10 +428,6 @@ class TrainConceptsParams:
 @dataclasses.dataclass(frozen=True)
 class EvaluateConceptsParams:
     ece_bins: int
-    threshold: float
-
-    def __post_init__(self):
-        _check_range(self.threshold, 0.0, 1.0, "evaluate_concepts.threshold")
 
 
 @dataclasses.dataclass(frozen=True)

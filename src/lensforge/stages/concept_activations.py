@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from lensforge.activations import pipeline
-from lensforge.concepts import prompts
 from lensforge.core import paths
 from lensforge.core.params import Params
 
@@ -19,7 +18,7 @@ def run(params: Params, *, root: Path) -> None:
     pipeline.extract_pool(
         root,
         paths.under(root, paths.CONCEPT_PROMPT_POOL),
-        columns=prompts.PROMPT_COLUMNS,
+        columns=None,
         out_dir=paths.under(root, paths.CONCEPT_ACTIVATIONS_DIR),
         metrics_path=paths.under(root, paths.CONCEPT_ACTIVATIONS_METRICS),
         layer=params.model.layer,

@@ -41,9 +41,7 @@ def run(params: Params, *, root: Path) -> None:
     negatives = pd.read_csv(paths.under(root, paths.CONCEPT_NEGATIVES), keep_default_na=False)
     x = cache.read_vectors(act_dir, index)  # (n_prompts, d_model)
 
-    table, y, p = evaluation.per_concept(
-        x, weights, index, negatives, concepts, records, threshold=config.threshold
-    )
+    table, y, p = evaluation.per_concept(x, weights, index, negatives, concepts, records)
     tier_names = [tier.name for tier in params.train_concepts.tiers]
     summary = evaluation.summary(table, y, p, n_bins=config.ece_bins, tier_names=tier_names)
 
@@ -55,9 +53,9 @@ def run(params: Params, *, root: Path) -> None:
         "evaluate_concepts: %d lenses, test F1 mean %.3f (median %.3f), AUROC %.3f, sibling "
         "rank accuracy %.3f, %.1f%% graduated",
         summary["n_concepts"],
-        summary["test_f1_mean"],
-        summary["test_f1_median"],
-        summary["test_auroc_mean"],
-        summary["sibling_rank_accuracy_mean"],
+        summary["test_f1_mean"] or 0.0,
+        summary["test_f1_median"] or 0.0,
+        summary["test_auroc_mean"] or 0.0,
+        summary["sibling_rank_accuracy_mean"] or 0.0,
         100 * summary["share_graduated"],
     )

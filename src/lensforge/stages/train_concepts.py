@@ -61,6 +61,7 @@ def run(params: Params, *, root: Path) -> None:
             "patience": config.patience,
             "feature_stats": stats,
             "max_lenses": config.max_lenses_per_program,
+            "progress": True,
         },
         on_group=progress.append,
     )
