@@ -12,7 +12,7 @@ from safetensors import safe_open
 
 from tests.helpers.dvc_project import make_project, ran_stages, run
 
-CONCEPT_STAGES = [
+CONCEPT_STAGES = [  # in an order DVC may run them
     "validate_concepts",
     "concept_prompts",
     "subject_model",
@@ -39,7 +39,13 @@ def repo(project_root, tiny_model_dir, tmp_path_factory) -> Path:
 
 
 def test_repro_runs_the_concept_branch_in_order_and_packs_every_lens(repo):
-    assert ran_stages((repo / "first_repro.log").read_text()) == CONCEPT_STAGES
+    ran = ran_stages((repo / "first_repro.log").read_text())
+    assert sorted(ran) == sorted(CONCEPT_STAGES)
+    # subject_model and the first two concept stages are independent: DVC may order them either
+    # way; every other stage runs after what it reads.
+    for before, after in zip(CONCEPT_STAGES, CONCEPT_STAGES[1:], strict=False):
+        if {before, after} != {"concept_prompts", "subject_model"}:
+            assert ran.index(before) < ran.index(after), (before, after, ran)
     manifest = json.loads((repo / "models/lens_pack/manifest.json").read_text())
     assert manifest["n_lenses"] == 28 and len(manifest["lenses"]) == 28
     assert {entry["pack_layer"] for entry in manifest["lenses"]} == {0, 1}
