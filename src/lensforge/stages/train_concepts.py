@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from lensforge.activations import cache
 from lensforge.concepts import artifacts as lens_io
-from lensforge.concepts import graduation, rows, training
+from lensforge.concepts import pack_training
 from lensforge.concepts import summary as concept_summary
 from lensforge.core import artifacts, paths
 from lensforge.core.params import Params
@@ -34,42 +33,11 @@ def run(params: Params, *, root: Path) -> None:
     concepts = pd.read_csv(paths.under(root, paths.CONCEPT_TABLE), keep_default_na=False)
     negatives = pd.read_csv(paths.under(root, paths.CONCEPT_NEGATIVES), keep_default_na=False)
     x = cache.read_vectors(act_dir, index)  # (n_prompts, d_model)
-    names = concepts["concept"].tolist()
-    pool = rows.train_pool(index, negatives, names)
-    val = rows.labelled_rows(
-        index, negatives, names, split="validation", negative_ratio=config.validation_negative_ratio
-    )
-    train_ids = torch.tensor((index["split"] == "train").to_numpy()).nonzero()[:, 0]
-    stats = training.standardization(x, train_ids) if config.standardize else None
-
     started, progress = time.perf_counter(), []
-    result = graduation.graduate(
-        x,
-        pool,
-        val,
-        schedule=graduation.build_schedule(config.schedule.kind, **_schedule_options(config)),
-        tiers=[graduation.Tier(**dataclasses.asdict(t)) for t in config.tiers],
-        max_train_val_gap=config.max_train_val_gap,
-        positive_fraction=config.positive_fraction,
-        seeds=training.mix_seeds(config.seed, rows.concept_seeds(names)),
-        train_options={
-            "kind": config.kind,
-            "lr": config.lr,
-            "weight_decay": config.weight_decay,
-            "batch_size": config.batch_size,
-            "max_epochs": config.max_epochs,
-            "patience": config.patience,
-            "feature_stats": stats,
-            "max_lenses": config.max_lenses_per_program,
-            "progress": True,
-        },
-        on_group=progress.append,
+    weights, records = pack_training.graduate_concepts(
+        x, index, negatives, concepts, config=config, on_group=progress.append
     )
     seconds = time.perf_counter() - started
-
-    records = pd.DataFrame(result.records)
-    records.insert(0, "pack_layer", concepts["pack_layer"].to_numpy())
-    records.insert(0, "concept", names)
     card = {
         "train_concepts_params": dataclasses.asdict(config),
         "layer": params.model.layer,
@@ -78,7 +46,7 @@ def run(params: Params, *, root: Path) -> None:
         ),
     }
     with artifacts.atomic_dir(paths.under(root, paths.CONCEPT_LENSES_DIR)) as out_dir:
-        lens_io.save_lenses(out_dir, result.weights, records, card=card)
+        lens_io.save_lenses(out_dir, weights, records, card=card)
     summary = concept_summary.graduation_summary(records, progress=progress, seconds=seconds)
     artifacts.write_json(paths.under(root, paths.TRAIN_CONCEPTS_METRICS), summary)
     log.info(
@@ -88,11 +56,3 @@ def run(params: Params, *, root: Path) -> None:
         100 * summary["share_graduated"],
         summary["tier_counts"],
     )
-
-
-def _schedule_options(config) -> dict[str, int]:
-    schedule = config.schedule
-    options = {"start": schedule.start, "n_iterations": schedule.n_iterations}
-    if schedule.kind == "linear":
-        options.update(step=schedule.step, cap=schedule.cap)
-    return options
