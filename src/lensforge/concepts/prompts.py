@@ -45,6 +45,7 @@ from lensforge.core.templates import (
     BEHAVIORAL,
     DEFINITIONAL,
     DEFINITIONAL_TEMPLATES,
+    WHO,
     TemplateSet,
     clean_lemma,
     normalise_lemma,
@@ -84,18 +85,7 @@ CONCEPT_TEMPLATES = TemplateSet(
         "Show {lemma} through what {who} sees or does.",
         "Ask {who} a question about {lemma}.",
     ),
-    who=(
-        "someone",
-        "a close friend",
-        "a stranger",
-        "a child",
-        "a colleague",
-        "an old man",
-        "a young woman",
-        "a teacher",
-        "a neighbour",
-        "a nurse",
-    ),
+    who=WHO,
 )
 
 

@@ -52,6 +52,20 @@ DEFINITIONAL_TEMPLATES = (
     "Concept: {lemma}. Meaning: {definition}.",
 )
 
+# The people a behavioural template may name, shared by every template set.
+WHO = (
+    "someone",
+    "a close friend",
+    "a stranger",
+    "a child",
+    "a colleague",
+    "an old man",
+    "a young woman",
+    "a teacher",
+    "a neighbour",
+    "a nurse",
+)
+
 # The simplex (psychological state) set.
 STATE_TEMPLATES = TemplateSet(
     definitional=DEFINITIONAL_TEMPLATES,
@@ -77,18 +91,7 @@ STATE_TEMPLATES = TemplateSet(
         "What does {lemma} sound like when {who} speaks?",
         "Show {lemma} through what {who} does, not what they say.",
     ),
-    who=(
-        "someone",
-        "a close friend",
-        "a stranger",
-        "a child",
-        "a colleague",
-        "an old man",
-        "a young woman",
-        "a teacher",
-        "a neighbour",
-        "a nurse",
-    ),
+    who=WHO,
 )
 
 
