@@ -25,15 +25,12 @@ def repo(project_root, tiny_model_dir, tmp_path_factory) -> Path:
 
 def test_repro_runs_every_stage_in_order(repo):
     order = ran_stages((repo / "first_repro.log").read_text())
-    assert order == [
-        "validate",
-        "prompts",
-        "subject_model",
-        "activations",
-        "balance",
-        "train",
-        "evaluate",
-    ]
+    stages = ["validate", "prompts", "subject_model", "activations", "balance", "train", "evaluate"]
+    assert sorted(order) == sorted(stages)
+    # subject_model does not read validate's or prompts' outputs: DVC may run it before them.
+    for before, after in zip(stages, stages[1:], strict=False):
+        if {before, after} != {"prompts", "subject_model"}:
+            assert order.index(before) < order.index(after), (before, after, order)
     manifest = json.loads((repo / "data/activations/manifest.json").read_text())
     assert manifest["layer"] == 2
     assert json.loads((repo / "metrics/validate.json").read_text())["success"] is True
