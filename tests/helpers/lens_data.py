@@ -28,23 +28,41 @@ HELD_OUT_SYNSETS = 2  # per pole, in validation and in test
 EXPERIENTIAL = {"train": 2, "validation": 1, "test": 1}  # per pole
 
 
-def _index_rows(simplex: str, *, train_prompts: int, held_out_prompts: int) -> list[dict]:
+# With ``overlap``: one synset per split applying to neutral and positive, one prompt set per
+# pole (as the pool draws them); both sets share their rank-0 text (a contradictory label).
+OVERLAP_POLES = "neutral+positive"
+
+
+def _index_rows(
+    simplex: str, *, train_prompts: int, held_out_prompts: int, overlap: bool = False
+) -> list[dict]:
     rows = []
 
-    def add(pole, synset_key, group, kind, split, rank):
+    def add(pole, synset_key, group, kind, split, rank, poles=None):
+        text = f"{simplex} {synset_key} prompt {rank}"
         rows.append(
             {
                 "prompt_id": f"{simplex}|{pole}|{synset_key}|{rank}",
                 "simplex": simplex,
                 "pole": pole,
                 "label": POLES.index(pole),
+                "poles": poles or pole,
                 "synset_key": synset_key,
                 "group": group,
                 "kind": kind,
                 "split": split,
                 "rank": rank,
+                "text": text if rank == 0 or poles is None else f"{text} as {pole}",
             }
         )
+
+    if overlap:
+        for split in ("train", "validation", "test"):
+            key = f"overlap.{split}.n.01"
+            n_prompts = train_prompts if split == "train" else held_out_prompts
+            for pole in OVERLAP_POLES.split("+"):
+                for rank in range(n_prompts):
+                    add(pole, key, f"synset:{key}", "definitional", split, rank, OVERLAP_POLES)
 
     for pole in POLES:
         synsets = [("train", i, train_prompts) for i in range(TRAIN_SYNSETS[pole])]
@@ -70,21 +88,37 @@ def write_tiny_cache(
     train_prompts: int = 12,
     held_out_prompts: int = 3,
     shard_size: int = 100,
+    overlap: bool = False,
 ) -> pd.DataFrame:
-    """A hand-made activation cache: fp16 shards, ``index.csv`` and ``manifest.json``.
+    """A hand-made activation cache: fp16 shards, ``index.csv`` and ``manifest.json``, and the
+    prompt pool with its texts at ``data/prompts/pool.csv`` of the project holding ``act_dir``.
 
     Each pole's vectors are a pole centre (distinct per simplex) plus unit noise, so a linear lens
-    can learn them. Returns the index.
+    can learn them; an overlap synset's vectors sit between its poles' centres. Returns the index.
     """
     rng = np.random.default_rng(0)
     rows = []
     for simplex in simplexes:
-        rows += _index_rows(simplex, train_prompts=train_prompts, held_out_prompts=held_out_prompts)
+        rows += _index_rows(
+            simplex,
+            train_prompts=train_prompts,
+            held_out_prompts=held_out_prompts,
+            overlap=overlap,
+        )
     index = pd.DataFrame(rows)
     centres = {s: rng.normal(scale=2.0, size=(len(POLES), d_model)) for s in simplexes}
-    vectors = np.stack(
-        [centres[r.simplex][r.label] + rng.normal(size=d_model) for r in index.itertuples()]
-    ).astype(np.float16)  # (n_rows, d_model)
+
+    def centre(row) -> np.ndarray:
+        members = [POLES.index(pole) for pole in row.poles.split("+")]
+        return centres[row.simplex][members].mean(axis=0)
+
+    vectors = np.stack([centre(r) + rng.normal(size=d_model) for r in index.itertuples()]).astype(
+        np.float16
+    )  # (n_rows, d_model)
+    root = act_dir.parents[len(paths.ACTIVATIONS_DIR.parts) - 1]
+    pool_path = root / paths.PROMPT_POOL
+    pool_path.parent.mkdir(parents=True, exist_ok=True)
+    index[cache.POOL_COLUMNS].to_csv(pool_path, index=False)
     act_dir.mkdir(parents=True, exist_ok=True)
     shard_ids = np.arange(len(index)) // shard_size
     for shard in np.unique(shard_ids):
@@ -124,6 +158,7 @@ def write_pool(root, texts=TEXTS) -> pd.DataFrame:
             "simplex": "taste",
             "pole": [poles[i % 3] for i in range(len(texts))],
             "label": [i % 3 for i in range(len(texts))],
+            "poles": [poles[i % 3] for i in range(len(texts))],
             "synset_key": [f"syn{i}" for i in range(len(texts))],
             "group": [f"syn{i}" for i in range(len(texts))],
             "kind": "definitional",

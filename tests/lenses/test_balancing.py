@@ -33,6 +33,8 @@ def seed_000_index(*, prompts_per_synset: int = 40, neutral_prompts: int | None 
     index.insert(0, "simplex", "taste_development")
     index.insert(0, "prompt_id", [f"p{i}" for i in range(len(index))])
     index["label"] = index["pole"].map({p: i for i, p in enumerate(POLES)})
+    index["poles"] = index["pole"]
+    index["soft"] = False
     index["group"] = index["synset_key"]
     index["shard"] = "shard_r00_00000.safetensors"
     index["row"] = range(len(index))

@@ -136,7 +136,8 @@ def test_loss_params_with_floor_at_or_above_target_are_rejected():
 
 def _saved_lens(tmp_path, kind="tripole"):
     torch.manual_seed(0)
-    lens = models.build_lens(kind, d_model=16)
+    lens = models.build_lens(kind, d_model=16, hidden=8, dropout=0.1)
+    lens.eval()  # dropout off, as every saved lens is used
     lens.set_standardization(torch.randn(16), torch.rand(16) + 0.5)
     lens_dir = tmp_path / "lens"
     card = models.save_lens(lens, lens_dir, card={"simplex": "taste_development", "seed": 0})

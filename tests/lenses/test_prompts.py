@@ -19,6 +19,8 @@ def _params(**overrides) -> PromptsParams:
         minority_boost=True,
         behavioral_ratio=0.6,
         include_experiential=True,
+        overlap="duplicate",
+        overlap_primary="neutral",
         split=SplitParams(train=0.6, validation=0.2, test=0.2),
     )
     values.update(overrides)

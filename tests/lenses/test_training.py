@@ -14,7 +14,7 @@ from lensforge.lenses import models, training
 
 CONFIG = TrainParams(
     seeds=(0,),
-    lens=LensParams(kind="tripole"),
+    lens=LensParams(kind="tripole", hidden=16, dropout=0.0),
     loss=LossParams(margin_weight=0.5, ortho_weight=1e-4, margin_target=0.5, margin_floor=0.05),
     optimizer=OptimizerParams(lr=0.01, weight_decay=0.0),
     batch_size=16,
@@ -108,11 +108,11 @@ def test_same_seed_gives_identical_weights_and_history():
     assert not torch.equal(first.lens.poles.weight, other.lens.poles.weight)
 
 
-@pytest.mark.parametrize("kind", ["tripole", "two_head"])
-def test_both_lens_kinds_learn_separable_poles(kind):
+@pytest.mark.parametrize("kind", ["tripole", "two_head", "mlp"])
+def test_every_lens_kind_learns_separable_poles(kind):
     x, y = blobs(20, spread=0.3)
     val_x, val_y = blobs(10, spread=0.3, seed=1)
-    config = dataclasses.replace(CONFIG, lens=LensParams(kind=kind))
+    config = dataclasses.replace(CONFIG, lens=LensParams(kind=kind, hidden=16, dropout=0.0))
     result = training.fit(
         x,
         y,
@@ -125,7 +125,8 @@ def test_both_lens_kinds_learn_separable_poles(kind):
     )
     assert result.best["val/macro_f1"] == 1.0
     assert all(result.best[f"val/margin_{p}"] > 0 for p in ("negative", "neutral", "positive"))
-    assert isinstance(result.lens, models.TwoHeadLens if kind == "two_head" else models.TripoleLens)
+    kinds = {"tripole": models.TripoleLens, "two_head": models.TwoHeadLens, "mlp": models.MLPLens}
+    assert isinstance(result.lens, kinds[kind])
 
 
 def test_history_logs_every_loss_component_and_validation_score_per_epoch():

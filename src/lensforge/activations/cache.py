@@ -26,6 +26,7 @@ INDEX_COLUMNS = [
     "simplex",
     "pole",
     "label",
+    "poles",
     "synset_key",
     "group",
     "kind",

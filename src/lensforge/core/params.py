@@ -57,6 +57,8 @@ class PromptsParams:
     minority_boost: bool
     behavioral_ratio: float
     include_experiential: bool
+    overlap: Literal["duplicate", "soft", "primary", "exclude"]
+    overlap_primary: Literal["neutral", "polar"]
     split: SplitParams
 
 
@@ -86,7 +88,12 @@ class BalanceParams:
 
 @dataclasses.dataclass(frozen=True)
 class LensParams:
-    kind: Literal["tripole", "two_head"]
+    kind: Literal["tripole", "two_head", "mlp"]
+    hidden: int
+    dropout: float
+
+    def __post_init__(self):
+        _check_range(self.dropout, 0.0, 0.95, "train.lens.dropout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -583,3 +590,4 @@ def load(path: Path | str = "params.yaml") -> Params:
         return parse(raw)
     except ParamsError as exc:
         raise ParamsError(exc.message, path=path, row=exc.row, rule=exc.rule) from None
+    "hidden",

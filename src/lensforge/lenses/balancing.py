@@ -41,7 +41,7 @@ from lensforge.lenses.hatcat import POLES
 STRATEGIES = ("none", "downsample_min", "median_target", "class_weight")
 EXPERIENTIAL = "experiential"
 TRAIN = "train"
-ROW_COLUMNS = [*INDEX_COLUMNS, "weight"]
+ROW_COLUMNS = [*INDEX_COLUMNS, "soft", "weight"]
 
 
 def prompts_per_synset(
@@ -89,7 +89,9 @@ def _synset_counts(templates: pd.DataFrame, simplex: str) -> dict[str, int]:
     missing = [pole for pole in POLES if counts.get(pole, 0) == 0]
     if missing:
         raise DataError(
-            f"simplex {simplex!r} has no train synsets for pole(s) {missing}",
+            f"simplex {simplex!r} has no train synsets for pole(s) {missing} (with "
+            "prompts.overlap exclude, or primary/soft under overlap_primary polar, a pole "
+            "whose synsets all overlap another pole has none left)",
             row=simplex,
             rule="every pole has train synsets",
         )
@@ -147,8 +149,9 @@ def select_train_rows(
 ) -> tuple[pd.DataFrame, dict]:
     """The balanced train rows of every simplex in ``index``, and per-pole counts.
 
-    ``index`` has the activation index columns (``cache.INDEX_COLUMNS``). Returns the selected
-    train rows (``ROW_COLUMNS``: the index columns plus ``weight``), in index order, and a summary
+    ``index`` has the activation index columns (``cache.INDEX_COLUMNS``) and ``soft``, as
+    ``overlap.labelled_rows`` returns them. Returns the selected train rows (``ROW_COLUMNS``: those
+    columns plus ``weight``), in index order, and a summary
     ``{simplex: {pole: {n_synsets, prompts_per_synset, n_template_rows, n_experiential_rows,
     n_rows, weight}, n_rows, imbalance_ratio}}``. Validation and test rows are never selected.
     Raises ``DataError`` when a pole has no train synsets, a label disagrees with its pole, or a

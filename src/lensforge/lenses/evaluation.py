@@ -17,16 +17,19 @@ from lensforge.core.metrics import (
     graduation_tier,
     is_catastrophic,
     mean_std,
+    per_class_scores,
     reliability_curve,
     score_run,
 )
 from lensforge.core.params import EvaluateParams
-from lensforge.lenses import models
+from lensforge.lenses import models, overlap
 from lensforge.lenses.hatcat import POLES
 
 # The pole the imbalance warning watches: the neutral ("homeostasis") pole is the small one.
 MINORITY_POLE = "neutral"
 # Per-seed values repeated in the summary under ``seed_<seed>/`` (the rest only as mean / std).
+# Row counts copied once into the summary (every seed scores the same rows).
+COUNT_KEYS = ("single_pole/n_rows", "overlap_rows")
 PER_SEED_KEYS = ("macro_f1", "accuracy", "ece_uniform", "brier", "val_macro_f1")
 
 
@@ -38,6 +41,7 @@ def evaluate_run(
     loss_components: Mapping[str, float],
     class_names: Sequence[str],
     config: EvaluateParams,
+    poles: Sequence[str] | None = None,
 ) -> tuple[dict, list[str]]:
     """Test scores of one lens plus its grades, and the plain-words diagnostics it triggers.
 
@@ -45,10 +49,13 @@ def evaluate_run(
     ``tier`` grades it (selection and graduation happen on validation), ``test_tier`` grades the
     test macro-F1 for comparison. ``loss_components`` are the weighted train-loss terms of the
     kept epoch (``total`` excluded). ``catastrophic`` is 1 when any class's F1 is at or below
-    ``config.catastrophic_f1``, else 0.
+    ``config.catastrophic_f1``, else 0. With ``poles`` (each row's applicable poles, the index
+    column) the overlap-aware scores of ``overlap_scores`` are added.
     """
     y, probs = check_probabilities(y_true, probs)
     scores = score_run(y, probs, class_names=class_names, n_bins=config.ece_bins)
+    if poles is not None:
+        scores.update(overlap_scores(y, probs.argmax(axis=1), poles, class_names=class_names))
     f1 = {name: scores[f"{name}/f1"] for name in class_names}
     catastrophic = is_catastrophic(list(f1.values()), threshold=config.catastrophic_f1)
     scores.update(
@@ -77,13 +84,54 @@ def evaluate_run(
     return scores, messages
 
 
+def overlap_scores(
+    y: np.ndarray, pred: np.ndarray, poles: Sequence[str], *, class_names: Sequence[str]
+) -> dict[str, float]:
+    """Scores that know a row's synset may apply to two poles, next to the ordinary ones.
+
+    - ``set/...``: set-valued scoring: a prediction of any applicable pole counts as right (the
+      row's label becomes the predicted pole when that pole applies), then ordinary per-pole F1,
+      macro-F1 and accuracy. On rows of single-pole synsets this is the ordinary score.
+    - ``single_pole/...``: the ordinary scores on the rows whose synset applies to one pole only
+      (the rows every ``prompts.overlap`` mode shares); macro-F1 over the poles that have such
+      rows. ``single_pole/n_rows`` and ``overlap_rows`` count the rows.
+    """
+    n_classes = len(class_names)
+    applicable = np.zeros((len(y), n_classes), dtype=bool)
+    for i, value in enumerate(poles):
+        for pole in overlap.split_poles(value):
+            applicable[i, class_names.index(pole)] = True
+    if not applicable[np.arange(len(y)), y].all():
+        raise ValueError("a row's label is not among its applicable poles")
+    hit = applicable[np.arange(len(y)), pred]
+    y_set = np.where(hit, pred, y)
+    set_scores = per_class_scores(y_set, pred, n_classes=n_classes)
+    single = applicable.sum(axis=1) == 1
+    single_scores = per_class_scores(y[single], pred[single], n_classes=n_classes)
+    present = [i for i in range(n_classes) if single_scores["support"][i] > 0]
+    out = {
+        "set/accuracy": float(hit.mean()),
+        "set/macro_f1": float(np.mean(set_scores["f1"])),
+        "single_pole/macro_f1": float(np.mean([single_scores["f1"][i] for i in present]))
+        if present
+        else float("nan"),
+        "single_pole/n_rows": int(single.sum()),
+        "overlap_rows": int((~single).sum()),
+    }
+    for i, name in enumerate(class_names):
+        out[f"set/{name}/f1"] = set_scores["f1"][i]
+        out[f"single_pole/{name}/f1"] = single_scores["f1"][i]
+    return out
+
+
 def summarize_seeds(
     runs: Mapping[int, Mapping[str, object]], *, class_names: Sequence[str], config: EvaluateParams
 ) -> dict[str, object]:
     """One simplex's runs (seed -> ``evaluate_run`` scores) as flat summary keys.
 
     Every float score ``k`` becomes ``k_mean`` and ``k_std`` (sample std; no ``_std`` key for a
-    single seed); ``<class>/support`` is copied (all seeds score the same test rows);
+    single seed); ``<class>/support`` and ``COUNT_KEYS`` are copied (all seeds score the same
+    test rows);
     ``confusion/...`` counts are summed over seeds. ``n_seeds``, ``n_catastrophic``; ``tier`` is
     the graduation tier of the mean validation macro-F1 over seeds and ``test_tier`` that of the
     mean test macro-F1. Per seed, ``seed_<seed>/<k>`` for ``PER_SEED_KEYS``, each class's F1,
@@ -102,7 +150,7 @@ def summarize_seeds(
                 summary[f"{key}_std"] = std
         elif key.startswith("confusion/"):
             summary[key] = int(sum(runs[seed][key] for seed in seeds))
-        elif key.endswith("/support"):
+        elif key.endswith("/support") or key in COUNT_KEYS:
             summary[key] = value
     summary["n_catastrophic"] = int(sum(runs[seed]["catastrophic"] for seed in seeds))
     summary["tier"] = graduation_tier(summary["val_macro_f1_mean"], tiers=config.tiers)
@@ -122,6 +170,7 @@ def score_seeds(
     simplex: str,
     config: EvaluateParams,
     manifest_sha256: str,
+    poles: Sequence[str] | None = None,
 ) -> tuple[dict[int, dict], dict[int, np.ndarray], list[str]]:
     """Per seed: ``evaluate_run`` scores and pole probabilities of its saved lens (checked by
     ``models.load_checked_lens``) on ``x`` (n_test, d_model); all diagnostics."""
@@ -142,6 +191,7 @@ def score_seeds(
             loss_components=loss_components(card),
             class_names=POLES,
             config=config,
+            poles=poles,
         )
         diagnostics += [f"{simplex} seed {seed}: {message}" for message in messages]
     return runs, probs, diagnostics
@@ -159,6 +209,11 @@ def summary_line(simplex: str, summary: dict) -> str:
         f"{mean_std_text(summary, 'neutral/f1')}, {summary['n_catastrophic']}/{summary['n_seeds']} "
         f"catastrophic; tier {summary['tier']} (validation macro-F1 "
         f"{summary['val_macro_f1_mean']:.3f}), test tier {summary['test_tier']}"
+        + (
+            f"; set-valued macro-F1 {mean_std_text(summary, 'set/macro_f1')}"
+            if "set/macro_f1_mean" in summary
+            else ""
+        )
     )
 
 

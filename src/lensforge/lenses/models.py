@@ -5,6 +5,8 @@ A lens maps a cached activation vector ``(d_model,)`` to log-probabilities over 
 train-split mean and std stored as buffers, so a saved lens carries its own standardisation.
 
 - ``tripole``: one ``Linear(d_model, 3)`` and a joint softmax (the balancing experiment's tripole classifier).
+- ``mlp``: ``Linear(d_model, hidden) -> ReLU -> Dropout -> Linear(hidden, 3)`` and a joint softmax
+  (HatCat's MLP lens); its orthogonality term acts on the three rows of the output layer.
 - ``two_head``: a sign head (positive vs negative) and an extremeness head (extreme vs neutral),
   each one logit; ``p(neu) = 1 - p_ext``, ``p(neg) = p_ext * (1 - p_pos|ext)``,
   ``p(pos) = p_ext * p_pos|ext``. Cross-entropy on these combined probabilities equals the
@@ -13,7 +15,8 @@ train-split mean and std stored as buffers, so a saved lens carries its own stan
 Loss (``lens_loss``), all terms a mean over rows weighted by the per-row ``weights`` (all 1
 except under ``balance.strategy: class_weight``):
 
-- ``ce``: cross-entropy of the pole probabilities.
+- ``ce``: cross-entropy of the pole probabilities against the row's target distribution (one-hot,
+  or split over the poles of an overlap synset under ``prompts.overlap: soft``).
 - ``margin``: ``margin_weight`` x hinge. A row's margin is ``p(true) - max p(other)`` in
   probability units, in [-1, 1]. The hinge is ``relu(margin_target - max(margin, margin_floor))``:
   a correct row is pushed until its margin reaches ``margin_target``; a row below
@@ -24,6 +27,7 @@ except under ``balance.strategy: class_weight``):
   (a parameter decaying, not separation). Here the target is a fixed param, not a parameter, and
   the margin is measured on probabilities: shrinking the weights drives every margin to 0, which
   is the hinge's maximum (``margin_target - margin_floor`` per row), so it never pays to shrink.
+  Soft-target rows have no single true pole and take no hinge.
 - ``ortho``: ``ortho_weight`` x ``||U U^T - I||_F^2`` where the rows of ``U`` are the pole
   directions (tripole: the 3 rows of the weight; two-head: the sign and extremeness weights)
   L2-normalised. Normalised, the term is the sum of squared cosines between directions: it
@@ -56,7 +60,7 @@ from lensforge.core.errors import ArtifactError, ParamsError
 from lensforge.core.params import LossParams
 from lensforge.lenses.hatcat import POLES
 
-LENS_KINDS = ("tripole", "two_head")
+LENS_KINDS = ("tripole", "two_head", "mlp")
 WEIGHTS_NAME = "lens.safetensors"
 CARD_NAME = "card.json"
 SEED_DIR = re.compile(r"seed_(\d+)")
@@ -91,8 +95,12 @@ class Lens(nn.Module):
         return (x - self.feature_mean) / self.feature_std  # (n, d_model)
 
     def directions(self) -> torch.Tensor:
-        """The pole directions the orthogonality term acts on, (n_directions, d_model)."""
+        """The pole directions the orthogonality term acts on, (n_directions, width)."""
         raise NotImplementedError
+
+    def config(self) -> dict:
+        """What ``build_lens`` needs besides kind and width (recorded in the card)."""
+        return {}
 
 
 class TripoleLens(Lens):
@@ -137,12 +145,56 @@ class TwoHeadLens(Lens):
         return torch.cat([self.sign.weight, self.extremeness.weight])  # (2, d_model)
 
 
-def build_lens(kind: str, *, d_model: int) -> Lens:
-    """A freshly initialised lens of ``kind`` (uses the global torch RNG: seed it first)."""
+class MLPLens(Lens):
+    """HatCat's MLP lens: one hidden ReLU layer with dropout, then three pole logits."""
+
+    kind = "mlp"
+
+    def __init__(self, d_model: int, *, hidden: int, dropout: float):
+        super().__init__(d_model)
+        self.hidden = hidden
+        self.dropout = dropout
+        self.net = nn.Sequential(
+            nn.Linear(d_model, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, len(POLES)),
+        )
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-probabilities over the poles, (n, 3). ``keep`` (n, hidden), when given in
+        training, is the dropout mask already scaled by ``1 / (1 - dropout)`` (``dropout_mask``):
+        the trainer draws it for the global batch, so N processes drop what one would."""
+        hidden = self.net[1](self.net[0](self.standardize(x)))  # (n, hidden)
+        masked = keep is not None and self.training
+        hidden = hidden * keep if masked else self.net[2](hidden)  # (n, hidden)
+        return F.log_softmax(self.net[3](hidden), dim=-1)  # (n, 3)
+
+    def dropout_mask(self, n_rows: int, *, generator: torch.Generator) -> torch.Tensor | None:
+        """A scaled dropout mask (n_rows, hidden) drawn from ``generator``; None without dropout."""
+        if self.dropout == 0.0:
+            return None
+        keep = torch.rand(n_rows, self.hidden, generator=generator) >= self.dropout
+        return keep.float() / (1.0 - self.dropout)
+
+    def directions(self) -> torch.Tensor:
+        return self.net[-1].weight  # (3, hidden)
+
+    def config(self) -> dict:
+        return {"hidden": self.hidden, "dropout": self.dropout}
+
+
+def build_lens(kind: str, *, d_model: int, hidden: int = 0, dropout: float = 0.0) -> Lens:
+    """A freshly initialised lens of ``kind`` (uses the global torch RNG: seed it first);
+    ``hidden`` and ``dropout`` are read by the ``mlp`` kind only."""
     if kind == "tripole":
         return TripoleLens(d_model)
     if kind == "two_head":
         return TwoHeadLens(d_model)
+    if kind == "mlp":
+        if hidden < 1:
+            raise ValueError(f"an mlp lens needs hidden >= 1, got {hidden}")
+        return MLPLens(d_model, hidden=hidden, dropout=dropout)
     raise ValueError(f"unknown lens kind {kind!r}; expected one of {LENS_KINDS}")
 
 
@@ -192,17 +244,25 @@ def lens_loss(
     weights: torch.Tensor,
     loss: LossParams,
     n_rows: int | None = None,
+    targets: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The loss components of a batch: ``ce``, ``margin``, ``ortho`` (weighted) and ``total``.
 
-    ``log_probs`` (n, 3), ``labels`` (n,) in 0..2, ``directions`` (k, d_model), ``weights`` (n,)
+    ``log_probs`` (n, 3), ``labels`` (n,) in 0..2, ``directions`` (k, width), ``weights`` (n,)
     per-row loss weights. Row terms are ``sum(weight * term) / n_rows``: ``n_rows`` is the row
     count of the whole (global) batch when these rows are one process's share of it, so the
     shares' terms add up to the global batch mean (default: these rows are the whole batch).
-    With weights averaging 1 over the train rows this keeps the unweighted scale.
+    With weights averaging 1 over the train rows this keeps the unweighted scale. ``targets``
+    (n, 3), rows summing to 1, replaces the one-hot ``labels`` in the cross-entropy; a row whose
+    target is not one-hot takes no margin hinge.
     """
-    nll = F.nll_loss(log_probs, labels, reduction="none")  # (n,)
-    hinge = margin_hinge(
+    if targets is None:
+        nll = F.nll_loss(log_probs, labels, reduction="none")  # (n,)
+        hard = torch.ones_like(nll)
+    else:
+        nll = -(targets * log_probs).sum(dim=1)  # (n,)
+        hard = (targets.max(dim=1).values == 1.0).to(nll.dtype)  # (n,)
+    hinge = hard * margin_hinge(
         margins(log_probs, labels), target=loss.margin_target, floor=loss.margin_floor
     )  # (n,)
     n_rows = len(labels) if n_rows is None else n_rows
@@ -236,6 +296,7 @@ def save_lens(model: Lens, lens_dir: Path, *, card: dict) -> dict:
         **card,
         "lens_kind": model.kind,
         "d_model": model.d_model,
+        "lens_config": model.config(),
         "poles": list(POLES),
         "weights_file": WEIGHTS_NAME,
         "weights_sha256": file_sha256(weights_path),
@@ -286,9 +347,11 @@ def load_lens(lens_dir: Path) -> tuple[nn.Module, dict]:
         rule="weights hash matches card",
     )
     try:
-        model = build_lens(card["lens_kind"], d_model=int(card["d_model"]))
+        model = build_lens(
+            card["lens_kind"], d_model=int(card["d_model"]), **card.get("lens_config", {})
+        )
         model.load_state_dict(load_file(str(weights_path)), strict=True)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, TypeError) as exc:
         raise ArtifactError(
             f"lens weights do not fit the card: {exc}", path=weights_path, rule="weights fit card"
         ) from None

@@ -40,6 +40,7 @@ from lensforge.core.templates import (
     shuffled,
     template_candidates,
 )
+from lensforge.lenses import overlap
 from lensforge.lenses.hatcat import POLES
 
 
@@ -141,6 +142,7 @@ def build_pool(
     Raises ``DataError`` (``check_pool_texts``) if a text still lands in two splits of a simplex.
     """
     synsets = synsets.assign(group=link_synset_groups(synsets))
+    applies = synsets.groupby(["simplex", "synset_key"])["pole"].agg(overlap.join_poles)
     members = synsets[["simplex", "pole", "group"]].assign(family="synset")
     experiential = experiential.assign(group=link_experiential_groups(experiential))
     if config.include_experiential and not experiential.empty:
@@ -174,20 +176,52 @@ def build_pool(
                 where=f"{entry.synset_key} ({simplex}/{entry.pole})",
             )
             for rank, (kind, text) in enumerate(ranked):
+                poles = applies[simplex, entry.synset_key]
                 rows.append(
-                    (simplex, entry.pole, entry.synset_key, entry.group, kind, split, rank, text)
+                    (
+                        simplex,
+                        entry.pole,
+                        poles,
+                        entry.synset_key,
+                        entry.group,
+                        kind,
+                        split,
+                        rank,
+                        text,
+                    )
                 )
         if config.include_experiential:
             for item in experiential[experiential["simplex"] == simplex].itertuples(index=False):
                 key = f"experiential:{item.pole}:{item.position}"
                 split = split_of[item.group]
                 rows.append(
-                    (simplex, item.pole, key, item.group, "experiential", split, 0, item.text)
+                    (
+                        simplex,
+                        item.pole,
+                        item.pole,
+                        key,
+                        item.group,
+                        "experiential",
+                        split,
+                        0,
+                        item.text,
+                    )
                 )
     pool = pd.DataFrame(
-        rows, columns=["simplex", "pole", "synset_key", "group", "kind", "split", "rank", "text"]
+        rows,
+        columns=[
+            "simplex",
+            "pole",
+            "poles",
+            "synset_key",
+            "group",
+            "kind",
+            "split",
+            "rank",
+            "text",
+        ],
     )
-    pool.insert(1, "label", pool["pole"].map({pole: i for i, pole in enumerate(POLES)}))
+    pool.insert(2, "label", pool["pole"].map({pole: i for i, pole in enumerate(POLES)}))
     pool.insert(
         0,
         "prompt_id",

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm import tqdm
 
@@ -33,7 +34,7 @@ from lensforge.core import metrics, runtime
 from lensforge.core.early_stopping import EarlyStopping
 from lensforge.core.errors import DataError
 from lensforge.core.params import TrainParams
-from lensforge.lenses import models
+from lensforge.lenses import models, overlap
 from lensforge.lenses.hatcat import POLES
 
 COMPONENTS = ("ce", "margin", "ortho", "total")
@@ -88,21 +89,41 @@ def _reduce_grads(lens: torch.nn.Module, accelerator: Accelerator) -> None:
             param.grad = accelerator.reduce(param.grad, reduction="sum")
 
 
+def _dropout_share(lens, n_rows: int, positions: torch.Tensor, *, generator: torch.Generator):
+    """This process's rows of a dropout mask drawn for the whole global batch (None for lenses
+    without dropout): every process draws the same mask, so N processes drop what one would."""
+    draw = getattr(lens, "dropout_mask", None)
+    mask = draw(n_rows, generator=generator) if draw is not None else None
+    return None if mask is None else mask[positions]
+
+
 def _train_epoch(
-    lens, optimizer, data, *, order: torch.Tensor, batch_size: int, accelerator: Accelerator, loss
+    lens,
+    optimizer,
+    data,
+    *,
+    order: torch.Tensor,
+    batch_size: int,
+    accelerator: Accelerator,
+    loss,
+    mask_rng: torch.Generator,
 ) -> dict[str, float]:
     """One pass over the train rows in ``order``; returns the mean of each loss component over
-    the epoch's rows (each global batch weighted by its row count)."""
+    the epoch's rows (each global batch weighted by its row count). ``data`` holds features,
+    labels, row weights and target distributions (n, 3)."""
     lens.train()
-    x_all, y_all, w_all = data
+    x_all, y_all, w_all, t_all = data
     rank, world = accelerator.process_index, accelerator.num_processes
     sums = torch.zeros(len(COMPONENTS), device=accelerator.device)  # global, summed over batches
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]  # (b,) the global batch, same on every process
-        take = runtime.rank_share(batch, rank=rank, world_size=world)  # (<= ceil(b / world),)
-        x, y, w = x_all[take], y_all[take], w_all[take]
+        positions = runtime.rank_share(torch.arange(len(batch)), rank=rank, world_size=world)
+        take = batch[positions.to(batch.device)]  # (<= ceil(b / world),)
+        x, y, w, t = x_all[take], y_all[take], w_all[take], t_all[take]
+        keep = _dropout_share(lens, len(batch), positions, generator=mask_rng)
+        log_probs = lens(x, keep.to(x.device)) if keep is not None else lens(x)
         terms = models.lens_loss(
-            lens(x), y, lens.directions(), weights=w, loss=loss, n_rows=len(batch)
+            log_probs, y, lens.directions(), weights=w, loss=loss, n_rows=len(batch), targets=t
         )
         # Row terms are this process's share of the global batch mean; the row-free ortho term
         # is split evenly so that the sum over processes counts it once.
@@ -141,11 +162,14 @@ def fit(
     config: TrainParams,
     seed: int,
     accelerator: Accelerator | None = None,
+    targets: torch.Tensor | None = None,
 ) -> FitResult:
     """Train one lens with early stopping on validation macro-F1 and return the best epoch's.
 
     ``train_x`` (n, d_model) float, ``train_y`` (n,) long pole labels, ``weights`` (n,) per-row
-    loss weights, ``val_x`` / ``val_y`` the validation rows. Stops after ``config.patience``
+    loss weights, ``targets`` (n, 3) the cross-entropy's target distributions (default one-hot
+    ``train_y``; soft rows under ``prompts.overlap: soft``), ``val_x`` / ``val_y`` the validation
+    rows. Stops after ``config.patience``
     epochs without a strictly higher validation macro-F1, or at ``config.max_epochs``. Raises
     ``ValueError`` on mismatched inputs or a pole missing from either split; ``ParamsError`` on
     unusable loss params.
@@ -155,16 +179,29 @@ def fit(
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     device = accelerator.device
     torch.manual_seed(seed)
-    lens = models.build_lens(config.lens.kind, d_model=train_x.shape[1])
+    lens = models.build_lens(
+        config.lens.kind,
+        d_model=train_x.shape[1],
+        hidden=config.lens.hidden,
+        dropout=config.lens.dropout,
+    )
     if config.standardize:
         lens.set_standardization(train_x.mean(dim=0), train_x.std(dim=0))  # (d_model,) each
     lens.to(device)
     optimizer = torch.optim.Adam(
         lens.parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay
     )
-    data = (train_x.float().to(device), train_y.long().to(device), weights.float().to(device))
+    if targets is None:
+        targets = F.one_hot(train_y.long(), len(POLES)).double()
+    data = (
+        train_x.float().to(device),
+        train_y.long().to(device),
+        weights.float().to(device),
+        targets.float().to(device),
+    )
     val_x, val_y = val_x.float().to(device), val_y.long().to(device)
     order_rng = torch.Generator().manual_seed(seed)
+    mask_rng = torch.Generator().manual_seed(seed + 1)
     stopper = EarlyStopping(config.patience)
     history: list[dict[str, float]] = []
     best_state: dict[str, torch.Tensor] = {}
@@ -180,6 +217,7 @@ def fit(
                 batch_size=config.batch_size,
                 accelerator=accelerator,
                 loss=config.loss,
+                mask_rng=mask_rng,
             )
         )
         record.update(validation_scores(lens, val_x, val_y))
@@ -195,9 +233,10 @@ def fit(
 
 
 def fit_inputs(act_dir: Path, rows: pd.DataFrame, index: pd.DataFrame, simplex: str) -> dict:
-    """The keyword tensors of ``fit`` for one simplex: its balanced train ``rows`` and the
-    VALIDATION rows of the activation ``index`` (test rows are never read); ``DataError`` when a
-    pole has no rows in either."""
+    """The keyword tensors of ``fit`` for one simplex: its balanced train ``rows`` (with their
+    ``soft`` flags) and the VALIDATION rows of the activation ``index``, already labelled by
+    ``overlap.labelled_rows`` (test rows are never read); ``DataError`` when a pole has no rows
+    in either."""
     train = rows[rows["simplex"] == simplex]
     val = index[(index["simplex"] == simplex) & (index["split"] == "validation")]
     for name, part in (("train", train), ("validation", val)):
@@ -208,10 +247,13 @@ def fit_inputs(act_dir: Path, rows: pd.DataFrame, index: pd.DataFrame, simplex: 
                 row=simplex,
                 rule=f"every pole has {name} rows",
             )
+    labels = train["label"].to_numpy()
+    targets = overlap.target_matrix(labels, train["poles"].to_numpy(), train["soft"].to_numpy())
     return {
         "train_x": cache.read_vectors(act_dir, train),  # (n_train, d_model)
-        "train_y": torch.tensor(train["label"].to_numpy(), dtype=torch.long),
+        "train_y": torch.tensor(labels, dtype=torch.long),
         "weights": torch.tensor(train["weight"].to_numpy(), dtype=torch.float32),
+        "targets": torch.tensor(targets),  # (n_train, 3)
         "val_x": cache.read_vectors(act_dir, val),  # (n_val, d_model)
         "val_y": torch.tensor(val["label"].to_numpy(), dtype=torch.long),
     }

@@ -1,5 +1,9 @@
 """evaluate stage: saved lenses + cached test activations -> metrics, diagnostics and plot tables.
 
+The test rows are those ``prompts.overlap`` keeps (``overlap.labelled_rows``); next to the
+ordinary scores, ``set/...`` and ``single_pole/...`` (``evaluation.overlap_scores``) score rows of
+overlap synsets set-valued and the single-pole rows apart.
+
 Reads the activation index, the vectors of the TEST rows only (validation enters only through
 what each lens card recorded: the validation macro-F1 it was selected and graded on), and every
 lens under ``models/lenses/<simplex>/seed_<seed>/``, rebuilt from its own card and weights and
@@ -24,7 +28,7 @@ from lensforge.activations import cache
 from lensforge.core import artifacts, paths
 from lensforge.core.errors import ArtifactError
 from lensforge.core.params import Params
-from lensforge.lenses import evaluation, models
+from lensforge.lenses import evaluation, models, overlap
 from lensforge.lenses.hatcat import POLES
 
 log = logging.getLogger(__name__)
@@ -38,7 +42,11 @@ PLOTS = {
 
 def run(params: Params, *, root: Path) -> None:
     act_dir = paths.under(root, paths.ACTIVATIONS_DIR)
-    index = cache.read_index(act_dir)
+    index = overlap.labelled_rows(
+        cache.read_index(act_dir),
+        mode=params.prompts.overlap,
+        primary=params.prompts.overlap_primary,
+    )
     test = index[index["split"] == "test"]
     if test.empty:
         raise ArtifactError("the activation index has no test rows", path=act_dir, rule="test rows")
@@ -54,7 +62,13 @@ def run(params: Params, *, root: Path) -> None:
         x = cache.read_vectors(act_dir, rows)  # (n_test, d_model)
         y = rows["label"].to_numpy()  # (n_test,)
         runs, probs, messages = evaluation.score_seeds(
-            seeds, x, y, simplex=simplex, config=params.evaluate, manifest_sha256=manifest_sha256
+            seeds,
+            x,
+            y,
+            simplex=simplex,
+            config=params.evaluate,
+            manifest_sha256=manifest_sha256,
+            poles=rows["poles"].tolist(),
         )
         diagnostics += messages
         simplex_summary = evaluation.summarize_seeds(

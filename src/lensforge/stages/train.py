@@ -18,7 +18,7 @@ from lensforge.activations import cache
 from lensforge.core import artifacts, curves, paths, runtime
 from lensforge.core.errors import ArtifactError, DataError
 from lensforge.core.params import Params
-from lensforge.lenses import models, training
+from lensforge.lenses import models, overlap, training
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,11 @@ def run(params: Params, *, root: Path) -> None:
     act_dir = paths.under(root, paths.ACTIVATIONS_DIR)
     rows_path = paths.under(root, paths.BALANCED_ROWS)
     rows = _read_rows(rows_path)
-    index = cache.read_index(act_dir)
+    index = overlap.labelled_rows(
+        cache.read_index(act_dir),
+        mode=params.prompts.overlap,
+        primary=params.prompts.overlap_primary,
+    )
     balance = artifacts.read_json(
         paths.under(root, paths.BALANCE_METRICS), what="balance metrics (run the balance stage)"
     )
