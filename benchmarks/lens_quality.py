@@ -1,0 +1,206 @@
+"""Lens quality as a measured search: the levers of a simplex lens as queued `dvc exp run`s, one table.
+
+Run from the project root of a committed checkout whose pipeline is reproduced (`make repro`):
+
+    .venv/bin/python benchmarks/lens_quality.py --group overlap
+    .venv/bin/python benchmarks/lens_quality.py --group levers --base data.synsets=enriched,prompts.overlap=soft
+    .venv/bin/python benchmarks/lens_quality.py --show-only --group overlap   # table of finished trials
+
+Every trial is `dvc exp run --queue evaluate -n lq-<name> -S ...` on top of ``--base``; the queue
+then runs them one at a time (`dvc queue start -j 1`). Only what a trial changes reruns: DVC's
+run cache restores a stage whose code, inputs and params it has seen, so the activations of
+one (data, layer, pooling) choice are computed once whatever the other levers say.
+
+Printed per trial and simplex (test split, mean ± sample std over the seeds in params.yaml): the
+per-pole F1 and macro-F1, the set-valued macro-F1 (a prediction of any pole an overlap synset
+applies to counts), the macro-F1 on single-pole rows (rows every overlap mode shares), the tier
+of the validation macro-F1 (what selection may use) and the tier of the test macro-F1. A trial
+that fails prints the reason (e.g. a pole left without train synsets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+
+POLES = ("negative", "neutral", "positive")
+SIMPLEXES = ("taste_development", "social_evaluation", "threat_perception")
+PREFIX = "lq-"
+# Lever groups: trial name -> the params it sets on top of --base.
+GROUPS = {
+    "overlap": {
+        "imbalanced-duplicate": {},
+        "imbalanced-soft": {"prompts.overlap": "soft"},
+        "imbalanced-primary": {"prompts.overlap": "primary"},
+        "imbalanced-exclude": {"prompts.overlap": "exclude"},
+        "enriched-duplicate": {"data.synsets": "enriched"},
+        "enriched-soft": {"data.synsets": "enriched", "prompts.overlap": "soft"},
+        "enriched-primary": {"data.synsets": "enriched", "prompts.overlap": "primary"},
+        "enriched-primary-polar": {
+            "data.synsets": "enriched",
+            "prompts.overlap": "primary",
+            "prompts.overlap_primary": "polar",
+        },
+        "enriched-exclude": {"data.synsets": "enriched", "prompts.overlap": "exclude"},
+    },
+    "levers": {
+        "base": {},
+        "balance-none": {"balance.strategy": "none"},
+        "balance-downsample_min": {"balance.strategy": "downsample_min"},
+        "balance-class_weight": {"balance.strategy": "class_weight"},
+        "base_prompts-8": {"balance.base_prompts": "8"},
+        "mlp": {"train.lens.kind": "mlp"},
+        "two_head": {"train.lens.kind": "two_head"},
+        "pooling-mean": {"activations.pooling": "mean"},
+        "layer-3": {"model.layer": "3"},
+        "layer-9": {"model.layer": "9"},
+        "layer-12": {"model.layer": "12"},
+        "margin_weight-2": {"train.loss.margin_weight": "2.0"},
+        "ortho_weight-0.1": {"train.loss.ortho_weight": "0.1"},
+    },
+}
+TASK_LINE = re.compile(r"^\w+\s+(\S+)\s+.*\s(Queued|Running|Success|Failed)\s*$", re.M)
+
+
+def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["dvc", *args], capture_output=True, text=True, check=check)
+
+
+def parse_base(text: str) -> dict[str, str]:
+    pairs = [item.split("=", 1) for item in text.split(",") if item]
+    if any(len(pair) != 2 for pair in pairs):
+        sys.exit(f"--base must be key=value[,key=value...], got {text!r}")
+    return dict(pairs)
+
+
+def queue(trials: dict[str, dict[str, str]], base: dict[str, str]) -> None:
+    for name, changes in trials.items():
+        settings = {**base, **changes}
+        args = ["exp", "run", "--queue", "evaluate", "-n", PREFIX + name]
+        for key, value in settings.items():
+            args += ["-S", f"{key}={value}"]
+        dvc(*args)
+        print(f"queued {PREFIX}{name}: {settings or 'params.yaml'}", file=sys.stderr)
+
+
+def statuses() -> dict[str, str]:
+    return dict(TASK_LINE.findall(dvc("queue", "status").stdout))
+
+
+def run_queue(names: list[str]) -> float:
+    """Start one worker and wait until every named trial succeeded or failed; seconds taken."""
+    started = time.monotonic()
+    with open(".dvc/tmp/lens_quality_queue.log", "w") as log:
+        subprocess.run(["dvc", "queue", "start", "-j", "1"], stdout=log, stderr=log, check=True)
+    done: set[str] = set()
+    while True:
+        current = statuses()
+        for name in names:
+            if current.get(name) in ("Success", "Failed") and name not in done:
+                done.add(name)
+                elapsed = time.monotonic() - started
+                print(f"{name}: {current[name]} after {elapsed:.0f} s", file=sys.stderr)
+        if len(done) == len(names):
+            return time.monotonic() - started
+        time.sleep(10)
+
+
+def experiments() -> dict[str, dict]:
+    """Experiment name -> its ``data`` (params, metrics) from ``dvc exp show --json``."""
+    shown = json.loads(dvc("exp", "show", "--json", "--all-commits").stdout)
+    found = {}
+    for commit in shown:
+        for experiment in commit.get("experiments") or []:
+            for rev in experiment["revs"]:
+                found[rev["name"]] = rev["data"]
+    return found
+
+
+def failure_reason(name: str) -> str:
+    logs = dvc("queue", "logs", name, check=False)
+    errors = [line for line in (logs.stdout + logs.stderr).splitlines() if "ERROR" in line]
+    return errors[-1].split("ERROR", 1)[1].strip(": ")[:160] if errors else "failed (no log)"
+
+
+def fmt(metrics: dict, key: str) -> str:
+    mean, std = metrics.get(f"{key}_mean"), metrics.get(f"{key}_std")
+    if mean is None:
+        return "n/a"
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def table(names: list[str], found: dict[str, dict], status: dict[str, str]) -> list[str]:
+    header = (
+        "trial",
+        "simplex",
+        "negative F1",
+        "neutral F1",
+        "positive F1",
+        "macro-F1",
+        "set-valued macro-F1",
+        "single-pole macro-F1",
+        "val macro-F1",
+        "val tier",
+        "test tier",
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in names:
+        data = found.get(name)
+        metrics_file = ((data or {}).get("metrics") or {}).get("metrics/evaluate.json") or {}
+        scores = metrics_file.get("data")
+        if not scores:
+            reason = failure_reason(name) if status.get(name) == "Failed" else "not run"
+            lines.append(f"| {name.removeprefix(PREFIX)} | all | {reason} |" + " |" * 8)
+            continue
+        for simplex in SIMPLEXES:
+            flat = {
+                k.removeprefix(f"{simplex}/"): v
+                for k, v in scores.items()
+                if k.startswith(f"{simplex}/")
+            }
+            cells = [fmt(flat, f"{pole}/f1") for pole in POLES]
+            cells += [
+                fmt(flat, "macro_f1"),
+                fmt(flat, "set/macro_f1"),
+                fmt(flat, "single_pole/macro_f1"),
+                fmt(flat, "val_macro_f1"),
+                str(flat.get("tier")),
+                str(flat.get("test_tier")),
+            ]
+            lines.append(f"| {name.removeprefix(PREFIX)} | {simplex} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--group", choices=sorted(GROUPS), required=True)
+    parser.add_argument("--base", default="", help="params every trial sets: key=value,...")
+    parser.add_argument("--only", default="", help="comma-separated trial names of the group")
+    parser.add_argument("--show-only", action="store_true", help="print the table, run nothing")
+    args = parser.parse_args()
+    trials = GROUPS[args.group]
+    if args.only:
+        unknown = sorted(set(args.only.split(",")) - set(trials))
+        if unknown:
+            sys.exit(f"unknown trials {unknown}; the group has {sorted(trials)}")
+        trials = {name: trials[name] for name in args.only.split(",")}
+    names = [PREFIX + name for name in trials]
+    seconds = None
+    if not args.show_only:
+        queue(trials, parse_base(args.base))
+        seconds = run_queue(names)
+    print(f"group {args.group}, base: {args.base or 'params.yaml'}")
+    print("test split; mean ± sample std over seeds; tiers: val = validation macro-F1 (selection)")
+    print("\n".join(table(names, experiments(), statuses())))
+    if seconds is not None:
+        print(f"\n{len(names)} trials in {seconds / 60:.1f} min (one queue worker)")
+
+
+if __name__ == "__main__":
+    main()
