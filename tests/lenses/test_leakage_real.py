@@ -89,3 +89,18 @@ def test_every_pole_of_every_selected_simplex_has_synsets_in_every_split(real_po
         for pole in POLES:
             for split in SPLITS:
                 assert counts.get((simplex, pole, split), 0) > 0, (simplex, pole, split)
+
+
+def test_every_pool_row_names_its_applicable_poles_as_the_file_does(real_pool):
+    synsets, pool, _ = real_pool
+    applies = synsets.groupby(["simplex", "synset_key"])["pole"].agg(lambda s: set(s.tolist()))
+    templates = pool[pool["kind"] != "experiential"]
+    for row in templates.drop_duplicates(["simplex", "synset_key", "pole"]).itertuples():
+        assert set(row.poles.split("+")) == applies[row.simplex, row.synset_key], row.prompt_id
+    # each default simplex has 13 overlap entries (neutral + a polar pole) in both files
+    entries = templates.drop_duplicates(["simplex", "synset_key"])
+    overlap = entries[entries["poles"].str.contains("+", regex=False)]
+    assert overlap.groupby("simplex").size().tolist() == [12, 13, 13]
+    assert set(overlap["poles"]) == {"negative+neutral", "neutral+positive"}
+    experiential = pool[pool["kind"] == "experiential"]
+    assert (experiential["poles"] == experiential["pole"]).all()

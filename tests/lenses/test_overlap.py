@@ -42,6 +42,10 @@ def _index() -> pd.DataFrame:
 
 def test_join_poles_orders_as_poles_and_rejects_unknown_names():
     assert overlap.join_poles(["positive", "neutral"]) == "neutral+positive"
+    # as ``groupby(...).agg`` passes it: a Series whose index is not the poles
+    assert (
+        overlap.join_poles(pd.Series(["positive", "neutral"], index=[7, 9])) == "neutral+positive"
+    )
     with pytest.raises(ValueError, match="unknown poles"):
         overlap.join_poles(["happy"])
 

@@ -40,10 +40,11 @@ SEPARATOR = "+"
 
 def join_poles(poles: Sequence[str]) -> str:
     """The ``poles`` value of a row: the distinct poles in ``POLES`` order, ``+``-joined."""
-    unknown = sorted(set(poles) - set(POLES))
+    members = set(poles)  # the values, also of a pandas Series (``in`` on a Series reads its index)
+    unknown = sorted(members - set(POLES))
     if unknown:
         raise ValueError(f"unknown poles {unknown}; expected some of {POLES}")
-    return SEPARATOR.join(pole for pole in POLES if pole in poles)
+    return SEPARATOR.join(pole for pole in POLES if pole in members)
 
 
 def split_poles(value: str) -> list[str]:
