@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
 from lensforge.adjudication import encoders
-from lensforge.core import sequences
+from lensforge.core import paths, sequences
 from lensforge.core.errors import ArtifactError
 from tests.helpers import tiny_encoder
 
@@ -78,8 +79,38 @@ def test_loading_refuses_weights_that_differ_from_the_card_or_the_model(tiny_enc
             encoders.load_adjudicator(tmp_path)
 
 
-def test_packaged_minilm_is_found_offline():
-    location = encoders.encoder_location("minilm", "")
+def test_packaged_minilm_is_found_offline(tmp_path):
+    location = encoders.encoder_location("minilm", "", root=tmp_path)
     assert location.endswith("model")
     with pytest.raises(ValueError, match="unknown encoder source"):
-        encoders.encoder_location("bert", "")
+        encoders.encoder_location("bert", "", root=tmp_path)
+
+
+def test_the_subject_encoder_must_have_been_built_first(tmp_path):
+    with pytest.raises(ArtifactError, match="run the subject_model stage first"):
+        encoders.encoder_location("subject", "", root=tmp_path)
+
+
+def test_the_subject_model_as_encoder_runs_forward_and_backward(tiny_model_dir, tmp_path):
+    """The tiny random Gemma-3 (the subject model's architecture) at models/subject: one
+    forward and backward pass of the multi-task classifier reaches the decoder layers."""
+    shutil.copytree(tiny_model_dir, tmp_path / paths.SUBJECT_MODEL_DIR)
+    location = encoders.encoder_location("subject", "", root=tmp_path)
+    encoder, tokenizer = encoders.load_pretrained(location)
+    model = encoders.MultiTaskClassifier(
+        encoder,
+        task_classes={"stance": ("against", "none", "favor")},
+        pooling="mean",
+        hidden_size=8,
+        n_hidden=1,
+        dropout=0.0,
+    )
+    batch = sequences.pad_batch(
+        sequences.tokenize(tokenizer, ["i love this", "no"], max_length=8).ids,
+        pad_id=sequences.pad_id_of(tokenizer),
+    )
+    logits = model(batch["input_ids"], batch["attention_mask"])["stance"]  # (2, 3)
+    assert logits.shape == (2, 3)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2])).backward()
+    first_layer = next(p for n, p in model.named_parameters() if ".layers.0." in n)
+    assert first_layer.grad is not None and first_layer.grad.abs().sum() > 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lensforge.adjudication import evaluation as am
+from lensforge.core.errors import DataError
 
 GRID = am.offset_grid(grid_min=-2.0, grid_max=2.0, grid_step=0.5)
 
@@ -38,7 +40,13 @@ def test_tuned_offsets_lift_the_suppressed_class_on_validation():
 def test_offsets_come_from_validation_only_and_test_labels_cannot_move_them():
     validation = _biased_rows(40, seed=0)
     test_logits, test_labels = _biased_rows(30, seed=1)
-    kwargs = {"class_names": ["a", "b", "c"], "n_bins": 5, "grid": GRID, "n_rounds": 3}
+    kwargs = {
+        "task": "t",
+        "class_names": ["a", "b", "c"],
+        "n_bins": 5,
+        "grid": GRID,
+        "n_rounds": 3,
+    }
     result = am.evaluate_task(validation, (test_logits, test_labels), **kwargs)
     shuffled = np.random.default_rng(2).permutation(test_labels)
     other = am.evaluate_task(validation, (test_logits, shuffled), **kwargs)
@@ -46,6 +54,55 @@ def test_offsets_come_from_validation_only_and_test_labels_cannot_move_them():
     assert result["offsets"] == am.tune_offsets(*validation, grid=GRID, n_rounds=3).tolist()
     assert result["tuned"]["macro_f1"] != other["tuned"]["macro_f1"]
     assert result["tuned"]["b_f1"] > result["b"]["f1"]
+
+
+def test_a_task_without_labelled_test_rows_is_a_data_error_naming_task_split_and_rule():
+    validation = _biased_rows(10, seed=0)
+    logits, labels = _biased_rows(10, seed=1)
+    kwargs = {"class_names": ["a", "b", "c"], "n_bins": 5, "grid": GRID, "n_rounds": 1}
+    with pytest.raises(DataError) as caught:
+        am.evaluate_task(validation, (logits, np.full_like(labels, -1)), task="stance", **kwargs)
+    message = str(caught.value)
+    assert "task 'stance' has no labelled test rows" in message
+    assert "row stance/test" in message and "rule labelled test rows" in message
+
+
+def test_per_domain_macro_f1_averages_the_classes_present_in_each_domain():
+    rows = pd.DataFrame(
+        {"domain": ["x", "x", "y", "y", "y"], "t": ["a", "b", "a", "a", ""]},
+    )
+    logits = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    result = am.by_domain({"t": logits}, rows, task_classes={"t": ("a", "b")})
+    # x: a right, b wrong -> F1 a 2/3, b 0 -> 1/3; y: only class a, one of two right -> 2/3.
+    assert result["t"]["x"] == {"macro_f1": pytest.approx(1 / 3), "n_rows": 2}
+    assert result["t"]["y"] == {"macro_f1": pytest.approx(2 / 3), "n_rows": 2}
+    assert am.by_domain({"t": logits}, rows.assign(domain=""), task_classes={"t": ("a", "b")}) == {}
+
+
+def _seed_report(f1_a: float, f1_b: float) -> dict:
+    scores = dict.fromkeys(("accuracy", "ece_uniform", "ece_equal_mass", "brier"), 0.5)
+    tuned = {"macro_f1": 0.6, "accuracy": 0.5, "a_f1": 0.5, "b_f1": 0.5}
+    classes = {
+        name: {"f1": f1, "precision": 0.5, "recall": 0.5, "support": 4}
+        for name, f1 in (("a", f1_a), ("b", f1_b))
+    }
+    return {
+        "t": {"macro_f1": (f1_a + f1_b) / 2, **scores, "tuned": tuned, **classes},
+        "by_domain": {"t": {"x": {"macro_f1": f1_a, "n_rows": 4}}},
+    }
+
+
+def test_seeds_give_mean_sample_std_and_the_catastrophic_run_count():
+    runs = {"seed_0": _seed_report(0.8, 0.0), "seed_1": _seed_report(0.6, 0.4)}
+    summary = am.summarize_seeds(runs, task_classes={"t": ("a", "b")}, catastrophic_f1=0.0)
+    assert summary["t"]["macro_f1"] == pytest.approx(0.45)
+    assert summary["t"]["macro_f1_std"] == pytest.approx(0.0707, abs=1e-4)
+    assert summary["t"]["a"]["f1"] == pytest.approx(0.7)
+    assert summary["t"]["a"]["f1_std"] == pytest.approx(np.std([0.8, 0.6], ddof=1))
+    assert summary["t"]["a"]["support"] == 4
+    assert summary["t"]["tuned"]["macro_f1_std"] == 0.0
+    assert summary["t"]["n_catastrophic_runs"] == 1
+    assert summary["t"]["by_domain"]["x"]["n_rows"] == 4
 
 
 def test_unlabelled_rows_are_left_out_of_a_task():

