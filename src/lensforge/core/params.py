@@ -67,7 +67,7 @@ class ModelParams:
     source: Literal["gemma3-270m", "smollm2-135m", "hf"]
     name_or_path: str
     revision: str
-    layer: int
+    layers: tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +112,7 @@ class OptimizerParams:
 
 @dataclasses.dataclass(frozen=True)
 class TrainParams:
+    layer: int
     seeds: tuple[int, ...]
     lens: LensParams
     loss: LossParams
@@ -407,6 +408,7 @@ class ConceptTierParams:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConceptsParams:
+    layer: int
     kind: Literal["linear", "mlp"]
     seed: int
     lr: float
@@ -467,6 +469,7 @@ _POSITIVE_INTS = {
     "patience",
     "ece_bins",
     "layer",
+    "hidden",
     "per_concept",
     "max_definition_chars",
     "n_iterations",
@@ -590,4 +593,3 @@ def load(path: Path | str = "params.yaml") -> Params:
         return parse(raw)
     except ParamsError as exc:
         raise ParamsError(exc.message, path=path, row=exc.row, rule=exc.rule) from None
-    "hidden",

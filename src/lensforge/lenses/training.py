@@ -232,11 +232,13 @@ def fit(
     )
 
 
-def fit_inputs(act_dir: Path, rows: pd.DataFrame, index: pd.DataFrame, simplex: str) -> dict:
+def fit_inputs(
+    act_dir: Path, rows: pd.DataFrame, index: pd.DataFrame, simplex: str, *, layer: int
+) -> dict:
     """The keyword tensors of ``fit`` for one simplex: its balanced train ``rows`` (with their
     ``soft`` flags) and the VALIDATION rows of the activation ``index``, already labelled by
     ``overlap.labelled_rows`` (test rows are never read); ``DataError`` when a pole has no rows
-    in either."""
+    in either. Vectors are read at ``layer``."""
     train = rows[rows["simplex"] == simplex]
     val = index[(index["simplex"] == simplex) & (index["split"] == "validation")]
     for name, part in (("train", train), ("validation", val)):
@@ -250,11 +252,11 @@ def fit_inputs(act_dir: Path, rows: pd.DataFrame, index: pd.DataFrame, simplex: 
     labels = train["label"].to_numpy()
     targets = overlap.target_matrix(labels, train["poles"].to_numpy(), train["soft"].to_numpy())
     return {
-        "train_x": cache.read_vectors(act_dir, train),  # (n_train, d_model)
+        "train_x": cache.read_vectors(act_dir, train, layer=layer),  # (n_train, d_model)
         "train_y": torch.tensor(labels, dtype=torch.long),
         "weights": torch.tensor(train["weight"].to_numpy(), dtype=torch.float32),
         "targets": torch.tensor(targets),  # (n_train, 3)
-        "val_x": cache.read_vectors(act_dir, val),  # (n_val, d_model)
+        "val_x": cache.read_vectors(act_dir, val, layer=layer),  # (n_val, d_model)
         "val_y": torch.tensor(val["label"].to_numpy(), dtype=torch.long),
     }
 
@@ -272,7 +274,7 @@ def fit_all(act_dir: Path, rows, index, *, config: TrainParams, accelerator) -> 
             runs, desc="train lenses", unit="lens", disable=not accelerator.is_main_process
         ):
             if simplex not in data:
-                data[simplex] = fit_inputs(act_dir, rows, index, simplex)
+                data[simplex] = fit_inputs(act_dir, rows, index, simplex, layer=config.layer)
             start = time.perf_counter()
             results[simplex, seed] = fit(
                 **data[simplex], config=config, seed=seed, accelerator=accelerator

@@ -59,7 +59,8 @@ def run(params: Params, *, root: Path) -> None:
     plots: dict[str, list[pd.DataFrame]] = {name: [] for name in PLOTS}
     for simplex, seeds in tqdm(lens_dirs.items(), desc="evaluate lenses", unit="simplex"):
         rows = test[test["simplex"] == simplex]
-        x = cache.read_vectors(act_dir, rows)  # (n_test, d_model)
+        layer = models.shared_layer(seeds)
+        x = cache.read_vectors(act_dir, rows, layer=layer)  # (n_test, d_model)
         y = rows["label"].to_numpy()  # (n_test,)
         runs, probs, messages = evaluation.score_seeds(
             seeds,
