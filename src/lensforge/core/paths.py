@@ -28,6 +28,7 @@ ACTIVATION_INDEX_NAME = "index.csv"
 ACTIVATION_MANIFEST_NAME = "manifest.json"
 
 BALANCED_DIR = Path("data/balanced")
+BALANCE_SUMMARY = BALANCED_DIR / "summary.json"  # every count of the strategy, per simplex and pole
 BALANCED_ROWS = BALANCED_DIR / "rows.csv"
 
 LENSES_DIR = Path("models/lenses")
@@ -48,6 +49,7 @@ EVALUATE_PLOTS_DIR = Path("metrics/evaluate")
 EVALUATE_CONFUSION = EVALUATE_PLOTS_DIR / "confusion.csv"
 EVALUATE_F1_BY_SEED = EVALUATE_PLOTS_DIR / "f1_by_seed.csv"
 EVALUATE_CALIBRATION = EVALUATE_PLOTS_DIR / "calibration.csv"
+EVALUATE_DETAIL = EVALUATE_PLOTS_DIR / "detail.json"  # per seed and cell: versioned, not a metric
 
 
 def under(root: Path, relative: Path) -> Path:

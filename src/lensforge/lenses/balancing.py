@@ -145,6 +145,20 @@ def _select_simplex(
     return chosen, summary
 
 
+def headline(summary: Mapping[str, dict]) -> dict[str, dict]:
+    """What ``metrics/balance.json`` keeps of ``select_train_rows``' summary per simplex: rows per
+    pole, the imbalance ratio and the contradictory-text count (the rest is in the summary file
+    next to the rows)."""
+    keep = ("imbalance_ratio", "contradictory_texts")
+    return {
+        simplex: {
+            **{key: counts[key] for key in keep if key in counts},
+            **{f"{pole}_rows": counts[pole]["n_rows"] for pole in POLES},
+        }
+        for simplex, counts in summary.items()
+    }
+
+
 def select_train_rows(
     index: pd.DataFrame, *, strategy: str, base_prompts: int
 ) -> tuple[pd.DataFrame, dict]:

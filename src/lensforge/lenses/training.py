@@ -302,17 +302,13 @@ def lens_card(result: FitResult, simplex: str, seed: int, config: TrainParams) -
 
 
 def summarize(results: dict, seconds: dict) -> dict:
-    """Per simplex: validation macro-F1 and per-pole F1 mean/std over seeds, epochs, seconds."""
+    """Per simplex: validation macro-F1 mean/std over seeds and seconds (``metrics/train.json``
+    keeps what a trial compares; per-pole scores and epochs are in each lens card)."""
     summary: dict = {}
     for simplex in dict.fromkeys(s for s, _ in results):
         runs = [(r, seconds[key]) for key, r in results.items() if key[0] == simplex]
         macro_mean, macro_std = metrics.mean_std([r.best["val/macro_f1"] for r, _ in runs])
         entry = {"val_macro_f1_mean": macro_mean, "val_macro_f1_std": macro_std}
-        for pole in POLES:
-            f1_mean, f1_std = metrics.mean_std([r.best[f"val/f1_{pole}"] for r, _ in runs])
-            entry[f"val_f1_{pole}_mean"], entry[f"val_f1_{pole}_std"] = f1_mean, f1_std
-        entry["epochs_run_mean"] = sum(r.epochs_run for r, _ in runs) / len(runs)
-        entry["best_epoch_mean"] = sum(r.best_epoch for r, _ in runs) / len(runs)
         entry["seconds"] = sum(s for _, s in runs)
         summary[simplex] = entry
     summary["seconds"] = sum(seconds.values())
