@@ -97,7 +97,8 @@ def test_the_converted_model_is_gemma_3_270m_with_its_card_and_metrics(converted
 
 def test_the_activations_stage_equals_the_naive_full_model_forward(converted, reference):
     params, root = converted
-    assert params.activations.dtype == "float16" and params.activations.pooling == "last"
+    assert params.activations.dtype == "float16"
+    pooling = params.activations.pooling
     activations.run(params, root=root)
     act_dir = root / paths.ACTIVATIONS_DIR
     index = cache.read_index(act_dir)
@@ -105,7 +106,7 @@ def test_the_activations_stage_equals_the_naive_full_model_forward(converted, re
         ["negative", "neutral", "positive", "negative"])]  # fmt: skip
     got = {layer: cache.read_vectors(act_dir, index, layer=layer) for layer in params.model.layers}
     for layer in params.model.layers:  # (4, 640) each
-        assert_close_to_reference(got[layer], naive(reference, layer, "last"), rtol=FLOAT16_RTOL)
+        assert_close_to_reference(got[layer], naive(reference, layer, pooling), rtol=FLOAT16_RTOL)
     manifest = cache.read_manifest(act_dir)
     assert manifest["layers"] == list(params.model.layers)
     assert (manifest["n_prompts"], manifest["d_model"]) == (4, 640)
