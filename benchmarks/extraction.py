@@ -3,12 +3,14 @@
 (a) naive: one prompt at a time through the full model (all layers and the LM head) with
     ``output_hidden_states=True``, keeping ``hidden_states[layer]`` at the last token;
 (b) lensforge: the stage's extractor (length-sorted batches of ``activations.batch_size``, model cut
-    after ``model.layer``, last-non-pad pooling).
+    after ``train.layer``, last-non-pad pooling);
+(c) every layer of ``model.layers`` from one pass (cut after the deepest), against one
+    single-layer pass per layer (the extractor of (b) once per layer): the multi-layer ratio.
 
-Both run in float32 on the CPU from the converted folder ``models/subject`` (run
-``lensforge subject_model`` first) with ``model.layer``, ``activations.batch_size`` and
-``activations.max_length`` from params.yaml. Prints prompts/s for both, the speed-up and the largest
-absolute difference between the two sets of vectors.
+All run in float32 on the CPU from the converted folder ``models/subject`` (run
+``lensforge subject_model`` first) with ``train.layer``, ``model.layers``,
+``activations.batch_size`` and ``activations.max_length`` from params.yaml. Prints prompts/s, the
+speed-ups and the largest absolute difference between the naive and the extractor's vectors.
 
     .venv/bin/python benchmarks/extraction.py [--n-prompts 512] [--root .]
 """
@@ -66,10 +68,11 @@ def naive(model_dir: Path, texts: list[str], *, layer: int, max_length: int):
 
 
 def lensforge_extractor(
-    model_dir: Path, texts: list[str], *, layer: int, max_length: int, batch_size: int
+    model_dir: Path, texts: list[str], *, layers: list[int], max_length: int, batch_size: int
 ):
+    """Vectors (layer -> (n, d_model)) of ``layers`` from one pass each batch, and the seconds."""
     loaded = subject.load_for_extraction(model_dir, dtype=torch.float32)
-    cut = extraction.CutModel(loaded.model, layer)
+    cut = extraction.CutModel(loaded.model, layers)
     pad_id = sequences.pad_id_of(loaded.tokenizer)
     device = torch.device("cpu")
     ids = [f"p{i}" for i in range(len(texts))]
@@ -79,13 +82,15 @@ def lensforge_extractor(
     started = time.perf_counter()
     token_ids, _ = sequences.tokenize(loaded.tokenizer, texts, max_length=max_length)
     batches = extraction.plan_batches([len(t) for t in token_ids], batch_size=batch_size)
-    out = torch.empty(len(texts), cut.decoder.config.hidden_size)  # (n, d_model)
-    with tqdm(total=len(texts), unit="prompt", desc="(b) lensforge") as bar:
+    width = cut.decoder.config.hidden_size
+    out = {layer: torch.empty(len(texts), width) for layer in layers}  # each (n, d_model)
+    with tqdm(total=len(texts), unit="prompt", desc=f"lensforge layers {layers}") as bar:
         for positions, vectors in extraction.iter_vectors(
             cut, token_ids, batches, pooling="last", pad_id=pad_id, prompt_ids=ids,
             device=device, progress=bar,
         ):  # fmt: skip
-            out[positions] = vectors
+            for layer, block in vectors.items():
+                out[layer][positions] = block
     return out, time.perf_counter() - started
 
 
@@ -97,8 +102,9 @@ def main() -> None:
     params = params_mod.load(args.root / paths.PARAMS)
     model_dir = paths.under(args.root, paths.SUBJECT_MODEL_DIR)
     card = subject.read_card(model_dir)
-    layer, settings = params.model.layer, params.activations
-    extraction.validate_layer(layer, n_layers=card["n_layers"])
+    layer, layers, settings = params.train.layer, list(params.model.layers), params.activations
+    extraction.check_layers(layers, n_layers=card["n_layers"])
+    extraction.validate_layer(layer, n_layers=card["n_layers"], key="train.layer")
     texts = load_texts(args.root, params, args.n_prompts)
     print(
         f"model {card.get('gguf_file') or card.get('name_or_path')} ({card['n_layers']} layers "
@@ -106,17 +112,33 @@ def main() -> None:
         f"max_length {settings.max_length}, torch threads {torch.get_num_threads()}"
     )
     naive_vectors, naive_s = naive(model_dir, texts, layer=layer, max_length=settings.max_length)
-    fast_vectors, fast_s = lensforge_extractor(
-        model_dir, texts, layer=layer, max_length=settings.max_length,
-        batch_size=settings.batch_size,
-    )  # fmt: skip
+    common = {"max_length": settings.max_length, "batch_size": settings.batch_size}
+    fast, fast_s = lensforge_extractor(model_dir, texts, layers=[layer], **common)
+    fast_vectors = fast[layer]
+    together, together_s = lensforge_extractor(model_dir, texts, layers=layers, **common)
+    apart = {}
+    for one in layers:
+        vectors, apart[one] = lensforge_extractor(model_dir, texts, layers=[one], **common)
+        if not torch.equal(vectors[one], together[one]):
+            raise SystemExit(f"layer {one}: one-pass vectors differ from its own pass")
+    apart_s = sum(apart.values())
     diff = (naive_vectors - fast_vectors).abs().max().item()
     scale = naive_vectors.abs().max().item()
-    rows = [("(a) naive: 1 prompt, full model", naive_s), ("(b) lensforge extractor", fast_s)]
+    rows = [
+        ("(a) naive: 1 prompt, full model", naive_s),
+        (f"(b) lensforge extractor, layer {layer}", fast_s),
+        (f"(c) layers {layers}: one pass", together_s),
+        (f"(c) layers {layers}: one pass per layer", apart_s),
+    ]
     print("\n| method | prompts | seconds | prompts/s |\n| --- | ---: | ---: | ---: |")
     for name, seconds in rows:
         print(f"| {name} | {len(texts)} | {seconds:.1f} | {len(texts) / seconds:.1f} |")
     print(f"\nspeed-up (b)/(a): {naive_s / fast_s:.1f}x")
+    print(
+        f"{len(layers)} layers in one pass vs one pass per layer: {apart_s / together_s:.2f}x "
+        f"(the same vectors, bit for bit); one pass up to layer {max(layers)} vs up to layer "
+        f"{layer}: {together_s / fast_s:.2f}x the time"
+    )
     print(f"max abs diff: {diff:.3g} (largest |value| {scale:.3g}, relative {diff / scale:.2g})")
 
 

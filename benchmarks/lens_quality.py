@@ -56,9 +56,9 @@ GROUPS = {
         "mlp": {"train.lens.kind": "mlp"},
         "two_head": {"train.lens.kind": "two_head"},
         "pooling-mean": {"activations.pooling": "mean"},
-        "layer-3": {"model.layer": "3"},
-        "layer-9": {"model.layer": "9"},
-        "layer-12": {"model.layer": "12"},
+        "layer-3": {"train.layer": "3"},
+        "layer-9": {"train.layer": "9"},
+        "layer-12": {"train.layer": "12"},
         "margin_weight-2": {"train.loss.margin_weight": "2.0"},
         "ortho_weight-0.1": {"train.loss.ortho_weight": "0.1"},
     },
@@ -122,8 +122,10 @@ def experiments() -> dict[str, dict]:
 
 def failure_reason(name: str) -> str:
     logs = dvc("queue", "logs", name, check=False)
-    errors = [line for line in (logs.stdout + logs.stderr).splitlines() if "ERROR" in line]
-    return errors[-1].split("ERROR", 1)[1].strip(": ")[:160] if errors else "failed (no log)"
+    lines = (logs.stdout + logs.stderr).splitlines()
+    ours = [line.split("error:", 1)[1].strip() for line in lines if "lensforge: error:" in line]
+    errors = ours or [line.split("ERROR", 1)[1].strip(": ") for line in lines if "ERROR" in line]
+    return errors[-1][:200] if errors else "failed (no log)"
 
 
 def fmt(metrics: dict, key: str) -> str:
@@ -152,7 +154,8 @@ def table(names: list[str], found: dict[str, dict], status: dict[str, str]) -> l
         data = found.get(name)
         metrics_file = ((data or {}).get("metrics") or {}).get("metrics/evaluate.json") or {}
         scores = metrics_file.get("data")
-        if not scores:
+        if status.get(name) != "Success" or not scores:
+            # a failed trial shows its reason, never the metrics of the commit it started from
             reason = failure_reason(name) if status.get(name) == "Failed" else "not run"
             lines.append(f"| {name.removeprefix(PREFIX)} | all | {reason} |" + " |" * 8)
             continue
@@ -183,6 +186,7 @@ def main() -> None:
     parser.add_argument("--base", default="", help="params every trial sets: key=value,...")
     parser.add_argument("--only", default="", help="comma-separated trial names of the group")
     parser.add_argument("--show-only", action="store_true", help="print the table, run nothing")
+    parser.add_argument("--suffix", default="", help="appended to the trial names (a new base)")
     args = parser.parse_args()
     trials = GROUPS[args.group]
     if args.only:
@@ -190,6 +194,7 @@ def main() -> None:
         if unknown:
             sys.exit(f"unknown trials {unknown}; the group has {sorted(trials)}")
         trials = {name: trials[name] for name in args.only.split(",")}
+    trials = {name + args.suffix: changes for name, changes in trials.items()}
     names = [PREFIX + name for name in trials]
     seconds = None
     if not args.show_only:

@@ -4,8 +4,10 @@ Run from the project root after `make repro` (the activation cache must exist):
 
     .venv/bin/python benchmarks/lens_strategies.py [--simplex taste_development]
 
-Each trial is `dvc exp run evaluate -n <strategy> -S balance.strategy=<strategy>`, so only
-balance, train and evaluate rerun (no activation is recomputed). Prints neutral F1 and macro-F1 as
+Each trial is `dvc exp run evaluate -n <strategy> -S balance.strategy=<strategy>` on the
+experiment's own inputs, whatever the defaults are (`-S data.synsets=imbalanced -S
+prompts.overlap=duplicate -S activations.pooling=last -S train.layer=6`); after the first trial
+only balance, train and evaluate rerun. Prints neutral F1 and macro-F1 as
 mean ± sample std over the seeds in params.yaml, the number of catastrophic runs, the wall time of
 each `dvc exp run`, and the note's numbers beside ours.
 """
@@ -20,6 +22,14 @@ import time
 from pathlib import Path
 
 STRATEGIES = ("none", "downsample_min", "median_target", "class_weight")
+# The balancing experiment's inputs: the imbalanced file, overlap synsets in both poles, the
+# last token at layer 6 (pinned, so the experiment stays reproducible whatever the defaults).
+EXPERIMENT = (
+    "data.synsets=imbalanced",
+    "prompts.overlap=duplicate",
+    "activations.pooling=last",
+    "train.layer=6",
+)
 # The balancing experiment (HatCat, taste_development, gemma-3-4b-pt layer 12, 80/20 split without validation):
 # neutral F1 and overall F1; none is mean ± std over 5 runs, the others single runs.
 SEED_000 = {
@@ -42,6 +52,7 @@ def run_trial(strategy: str) -> tuple[float, list[str]]:
             f"bal-{strategy}",
             "-S",
             f"balance.strategy={strategy}",
+            *(arg for setting in EXPERIMENT for arg in ("-S", setting)),
         ],
         capture_output=True,
         text=True,
@@ -72,7 +83,7 @@ def main() -> None:
             for k, v in evaluated.items()
             if k.startswith(f"{args.simplex}/")
         }
-        balance = json.loads(Path("metrics/balance.json").read_text())[args.simplex]
+        balance = json.loads(Path("data/balanced/summary.json").read_text())[args.simplex]
         counts = "/".join(
             str(balance[p]["n_template_rows"]) for p in ("negative", "neutral", "positive")
         )

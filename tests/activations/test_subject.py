@@ -17,7 +17,7 @@ from lensforge.core.params import ModelParams
 
 
 def hf_params(name_or_path: str) -> ModelParams:
-    return ModelParams(source="hf", name_or_path=name_or_path, revision="", layer=1)
+    return ModelParams(source="hf", name_or_path=name_or_path, revision="", layers=(1,))
 
 
 def test_gemma_gguf_is_assembled_from_its_parts_and_matches_the_package_sha(tmp_path):

@@ -69,7 +69,9 @@ def tiny_params(params_path: Path, model_dir: Path) -> None:
     raw = yaml.safe_load(params_path.read_text())
     raw["data"]["simplexes"] = ["taste_development"]
     raw["prompts"]["per_synset"] = 6
-    raw["model"].update({"source": "hf", "name_or_path": str(model_dir), "layer": 2})
+    raw["model"].update({"source": "hf", "name_or_path": str(model_dir), "layers": [1, 2]})
+    raw["train"]["layer"] = 2
+    raw["train_concepts"]["layer"] = 2
     raw["activations"]["dtype"] = "float32"
     raw["train"]["seeds"] = [0, 1]
     raw["train"]["max_epochs"] = 15

@@ -26,6 +26,7 @@ TRAIN_SYNSETS = {
 }  # a small version of the balancing experiment's shape
 HELD_OUT_SYNSETS = 2  # per pole, in validation and in test
 EXPERIENTIAL = {"train": 2, "validation": 1, "test": 1}  # per pole
+LAYER = 6  # the one layer of the hand-made cache: params.yaml's train.layer
 
 
 # With ``overlap``: one synset per split applying to neutral and positive, one prompt set per
@@ -89,12 +90,15 @@ def write_tiny_cache(
     held_out_prompts: int = 3,
     shard_size: int = 100,
     overlap: bool = False,
+    noise_layers: tuple[int, ...] = (),
 ) -> pd.DataFrame:
     """A hand-made activation cache: fp16 shards, ``index.csv`` and ``manifest.json``, and the
     prompt pool with its texts at ``data/prompts/pool.csv`` of the project holding ``act_dir``.
 
     Each pole's vectors are a pole centre (distinct per simplex) plus unit noise, so a linear lens
-    can learn them; an overlap synset's vectors sit between its poles' centres. Returns the index.
+    can learn them; an overlap synset's vectors sit between its poles' centres. They are the
+    cache's ``LAYER``; each of ``noise_layers`` holds pure noise (nothing to learn). Returns the
+    index.
     """
     rng = np.random.default_rng(0)
     rows = []
@@ -123,11 +127,23 @@ def write_tiny_cache(
     shard_ids = np.arange(len(index)) // shard_size
     for shard in np.unique(shard_ids):
         block = torch.from_numpy(vectors[shard_ids == shard])  # (<= shard_size, d_model)
-        save_file({cache.SHARD_TENSOR: block}, str(act_dir / cache.shard_name(int(shard))))
+        tensors = {cache.tensor_name(LAYER): block}
+        for layer in noise_layers:
+            noise = rng.normal(size=tuple(block.shape)).astype(np.float16)
+            tensors[cache.tensor_name(layer)] = torch.from_numpy(noise)
+        save_file(tensors, str(act_dir / cache.shard_name(int(shard))))
     index["shard"] = [cache.shard_name(int(s)) for s in shard_ids]
     index["row"] = np.arange(len(index)) % shard_size
     index[cache.INDEX_COLUMNS].to_csv(act_dir / paths.ACTIVATION_INDEX_NAME, index=False)
-    manifest = {"d_model": d_model, "dtype": "float16", "note": "hand-made test cache"}
+    manifest = {
+        "d_model": d_model,
+        "dtype": "float16",
+        "layers": sorted([LAYER, *noise_layers]),
+        "pooling": "last",
+        "cache_key": "hand-made",
+        "model_card_sha256": "hand-made",
+        "note": "hand-made test cache",
+    }
     (act_dir / paths.ACTIVATION_MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
     return index[cache.INDEX_COLUMNS]
 

@@ -242,7 +242,7 @@ def write_big_pool(root: Path, n_prompts: int) -> None:
 
 def activations_root(root: Path, project_root: Path, model_dir: Path) -> params_mod.Params:
     raw = yaml.safe_load((project_root / paths.PARAMS).read_text(encoding="utf-8"))
-    raw["model"].update({"source": "hf", "name_or_path": str(model_dir), "layer": 2})
+    raw["model"].update({"source": "hf", "name_or_path": str(model_dir), "layers": [2]})
     raw["activations"].update({"batch_size": 4, "shard_size": 64, "dtype": "float16"})
     root.mkdir(parents=True)
     (root / paths.PARAMS).write_text(yaml.safe_dump(raw), encoding="utf-8")
@@ -253,7 +253,7 @@ def activations_root(root: Path, project_root: Path, model_dir: Path) -> params_
 def load_cache(act_dir: Path) -> None:
     index, manifest = cache.read_index(act_dir), cache.read_manifest(act_dir)
     assert manifest["shards"] == sorted(set(index["shard"]))
-    vectors = cache.read_vectors(act_dir, index)  # (n_prompts, d_model): opens every shard
+    vectors = cache.read_vectors(act_dir, index, layer=2)  # (n_prompts, d_model): opens every shard
     assert vectors.shape[0] == len(index) == manifest["n_prompts"]
     names = {paths.ACTIVATION_INDEX_NAME, paths.ACTIVATION_MANIFEST_NAME, *manifest["shards"]}
     assert {p.name for p in act_dir.iterdir()} == names
@@ -272,7 +272,9 @@ def test_killing_the_activations_stage_never_leaves_a_torn_cache(
     timeline = measured_run(ref_root, "activations", ref_root / out)
     reference = tree_hashes(ref_root / out)
     ref_metrics = json.loads((ref_root / paths.ACTIVATIONS_METRICS).read_text(encoding="utf-8"))
-    previous_params = dataclasses.replace(params, model=dataclasses.replace(params.model, layer=1))
+    previous_params = dataclasses.replace(
+        params, model=dataclasses.replace(params.model, layers=(1,))
+    )
     activations.run(previous_params, root=root)  # the previous version: another layer
     AcceleratorState._reset_state(True)
     previous = tree_hashes(root / out)

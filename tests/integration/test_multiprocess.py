@@ -110,7 +110,7 @@ def extracted(tmp_path_factory, project_root, tiny_model_dir) -> dict:
     """
     base = tmp_path_factory.mktemp("activations")
     raw = yaml.safe_load((project_root / paths.PARAMS).read_text(encoding="utf-8"))
-    raw["model"].update({"source": "hf", "name_or_path": str(tiny_model_dir), "layer": 2})
+    raw["model"].update({"source": "hf", "name_or_path": str(tiny_model_dir), "layers": [2]})
     raw["activations"].update({"batch_size": 2, "shard_size": 3, "dtype": "float32"})
     one, two = base / "one", base / "two"
     for root in (one, two):
@@ -151,8 +151,8 @@ def test_two_process_extraction_equals_one_process_bit_for_bit(extracted):
     where = ["shard", "row"]
     pd.testing.assert_frame_equal(two_index.drop(columns=where), one_index.drop(columns=where))
     assert set(two_index["shard"]) == set(two_manifest["shards"])
-    one_vectors = cache.read_vectors(one_dir, one_index)  # (7, d_model)
-    two_vectors = cache.read_vectors(two_dir, two_index)  # (7, d_model)
+    one_vectors = cache.read_vectors(one_dir, one_index, layer=2)  # (7, d_model)
+    two_vectors = cache.read_vectors(two_dir, two_index, layer=2)  # (7, d_model)
     assert torch.equal(two_vectors, one_vectors)
 
 
@@ -167,14 +167,14 @@ def test_two_process_extraction_writes_each_artifact_once(extracted):
     assert not index.duplicated(["shard", "row"]).any()
     for name in manifest["shards"]:  # each shard holds exactly the rows the index points to
         with safe_open(str(act_dir / name), framework="pt") as handle:
-            n_rows = handle.get_tensor(cache.SHARD_TENSOR).shape[0]
+            n_rows = handle.get_tensor(cache.tensor_name(2)).shape[0]
         assert sorted(index.loc[index["shard"] == name, "row"]) == list(range(n_rows))
     metrics = json.loads((root / paths.ACTIVATIONS_METRICS).read_text())
     assert set(metrics) == {
         "n_prompts", "d_model", "n_shards", "n_truncated", "n_processes", "seconds",
         "prompts_per_second",
     }  # fmt: skip
-    assert extracted["log"].count(f"activations: {len(TEXTS)} prompts at layer 2") == 1
+    assert extracted["log"].count(f"activations: {len(TEXTS)} prompts at layers [2]") == 1
     assert sorted(p.name for p in (root / "data").iterdir()) == ["activations", "prompts"]
     assert leftovers(root) == []
 

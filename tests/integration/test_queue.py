@@ -113,6 +113,6 @@ def test_two_queued_experiments_run_side_by_side_and_report_their_metrics(
         assert metrics["metrics/balance.json"]["data"]["strategy"] == strategy
         assert metrics["metrics/train.json"]["data"]["n_processes"] == 1
         evaluated = metrics["metrics/evaluate.json"]["data"]
-        assert 0.0 <= evaluated["taste_development/accuracy_mean"] <= 1.0
+        assert 0.0 <= evaluated["taste_development/macro_f1_mean"] <= 1.0
     run(["dvc", "queue", "remove", "--all"], root)
     assert queue_statuses(root) == {}

@@ -97,17 +97,19 @@ def test_the_converted_model_is_gemma_3_270m_with_its_card_and_metrics(converted
 
 def test_the_activations_stage_equals_the_naive_full_model_forward(converted, reference):
     params, root = converted
-    assert params.activations.dtype == "float16" and params.activations.pooling == "last"
+    assert params.activations.dtype == "float16"
+    pooling = params.activations.pooling
     activations.run(params, root=root)
     act_dir = root / paths.ACTIVATIONS_DIR
     index = cache.read_index(act_dir)
     assert index["prompt_id"].tolist() == [f"taste|{p}|syn{i}|0" for i, p in enumerate(
         ["negative", "neutral", "positive", "negative"])]  # fmt: skip
-    got = cache.read_vectors(act_dir, index)  # (4, 640)
-    want = naive(reference, params.model.layer, "last")
-    assert_close_to_reference(got, want, rtol=FLOAT16_RTOL)
+    got = {layer: cache.read_vectors(act_dir, index, layer=layer) for layer in params.model.layers}
+    for layer in params.model.layers:  # (4, 640) each
+        assert_close_to_reference(got[layer], naive(reference, layer, pooling), rtol=FLOAT16_RTOL)
     manifest = cache.read_manifest(act_dir)
-    assert (manifest["layer"], manifest["n_prompts"], manifest["d_model"]) == (6, 4, 640)
+    assert manifest["layers"] == list(params.model.layers)
+    assert (manifest["n_prompts"], manifest["d_model"]) == (4, 640)
 
 
 @pytest.mark.parametrize(("layer", "pooling"), [(1, "last"), (6, "mean"), (17, "last")])
@@ -116,7 +118,7 @@ def test_the_extractor_in_float32_equals_the_naive_forward_at_any_layer(
 ):
     _, root = converted
     cut, tokenizer, _ = extraction.load_cut(
-        root / paths.SUBJECT_MODEL_DIR, layer=layer, compute_dtype="float32"
+        root / paths.SUBJECT_MODEL_DIR, layers=[layer], compute_dtype="float32"
     )
     plan = extraction.plan(tokenizer, PROMPTS, max_length=64, batch_size=3)
     assert plan.n_truncated == 0 and len(plan.batches) == 2  # a padded batch and a lone prompt
@@ -125,7 +127,7 @@ def test_the_extractor_in_float32_equals_the_naive_forward_at_any_layer(
         cut, plan.token_ids, plan.batches, pooling=pooling, pad_id=sequences.pad_id_of(tokenizer),
         prompt_ids=[f"p{i}" for i in range(len(PROMPTS))], device=torch.device("cpu"),
     ):  # fmt: skip
-        got[positions] = vectors
+        got[positions] = vectors[layer]
     want = naive(reference, layer, pooling)
     assert_close_to_reference(got, want, rtol=0.0)
     # The bound is tight enough to tell a neighbouring layer apart.

@@ -13,6 +13,7 @@ from lensforge.core.params import LensParams, LossParams, OptimizerParams, Train
 from lensforge.lenses import models, training
 
 CONFIG = TrainParams(
+    layer=6,
     seeds=(0,),
     lens=LensParams(kind="tripole", hidden=16, dropout=0.0),
     loss=LossParams(margin_weight=0.5, ortho_weight=1e-4, margin_target=0.5, margin_floor=0.05),

@@ -20,10 +20,10 @@ from lensforge.stages import activations, subject_model
 from tests.helpers.lens_data import TEXTS, write_pool
 
 
-def stage_params(project_root, name_or_path, *, layer=2, **activations_overrides):
+def stage_params(project_root, name_or_path, *, layers=(2,), **activations_overrides):
     params = params_mod.load(project_root / paths.PARAMS)
     model = dataclasses.replace(
-        params.model, source="hf", name_or_path=str(name_or_path), layer=layer
+        params.model, source="hf", name_or_path=str(name_or_path), layers=layers
     )
     settings = dataclasses.replace(
         params.activations,
@@ -60,8 +60,9 @@ def test_activations_writes_shards_index_manifest_and_metrics(project_root, root
     names = sorted(set(index["shard"]))
     assert names == [cache.shard_name(0), cache.shard_name(1), cache.shard_name(2)]  # 7 rows / 3
     with safe_open(str(act_dir / names[0]), framework="pt") as handle:
-        assert handle.get_tensor(cache.SHARD_TENSOR).dtype == torch.float16
-    vectors = cache.read_vectors(act_dir, index)  # (7, d_model)
+        assert list(handle.keys()) == [cache.tensor_name(2)]
+        assert handle.get_tensor(cache.tensor_name(2)).dtype == torch.float16
+    vectors = cache.read_vectors(act_dir, index, layer=2)  # (7, d_model)
     assert vectors.shape == (7, 32) and torch.isfinite(vectors).all()
 
     manifest = cache.read_manifest(act_dir)
@@ -70,7 +71,7 @@ def test_activations_writes_shards_index_manifest_and_metrics(project_root, root
     assert manifest["weights_sha256"] == json.loads(card_path.read_text())["weights_sha256"]
     assert manifest["prompt_pool_sha256"] == file_sha256(root / paths.PROMPT_POOL)
     assert manifest["model"]["source"] == "hf"
-    assert (manifest["layer"], manifest["pooling"], manifest["dtype"]) == (2, "last", "float16")
+    assert (manifest["layers"], manifest["pooling"], manifest["dtype"]) == ([2], "last", "float16")
     assert (manifest["n_prompts"], manifest["d_model"], manifest["max_length"]) == (7, 32, 64)
     assert manifest["shards"] == names and len(manifest["cache_key"]) == 64
 
@@ -86,9 +87,10 @@ def test_cached_vectors_equal_each_prompt_run_alone_through_the_full_model(
 ):
     write_pool(root)
     model_dir = root / paths.SUBJECT_MODEL_DIR
-    activations.run(stage_params(project_root, model_dir, layer=3, pooling=pooling), root=root)
+    params = stage_params(project_root, model_dir, layers=(1, 3), pooling=pooling)
+    activations.run(params, root=root)
     act_dir = root / paths.ACTIVATIONS_DIR
-    got = cache.read_vectors(act_dir, cache.read_index(act_dir))  # (7, d_model)
+    got = cache.read_vectors(act_dir, cache.read_index(act_dir), layer=3)  # (7, d_model)
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     full = AutoModelForCausalLM.from_pretrained(model_dir).eval()
@@ -123,8 +125,10 @@ def test_a_run_that_fails_mid_way_leaves_no_activation_cache(project_root, root)
 
 def test_a_layer_above_the_model_is_a_params_error_and_writes_nothing(project_root, root):
     write_pool(root)
-    params = stage_params(project_root, root / paths.SUBJECT_MODEL_DIR, layer=5)
-    with pytest.raises(ParamsError, match=r"model\.layer must be between 1 and 4.* got 5"):
+    params = stage_params(project_root, root / paths.SUBJECT_MODEL_DIR, layers=(2, 5))
+    with pytest.raises(
+        ParamsError, match=r"model\.layers must name layers between 1 and 4.* got 5"
+    ):
         activations.run(params, root=root)
     assert not (root / paths.ACTIVATIONS_DIR).exists()
 

@@ -27,8 +27,17 @@ def test_balance_stage_writes_train_rows_and_counts_for_median_target(tmp_path, 
     assert list(rows.columns) == ROW_COLUMNS
     assert set(rows["split"]) == {"train"}
     assert set(rows["prompt_id"]) <= set(index.loc[index["split"] == "train", "prompt_id"])
-    metrics = json.loads((tmp_path / paths.BALANCE_METRICS).read_text())
+    metrics = json.loads((tmp_path / paths.BALANCE_SUMMARY).read_text())
     counts = metrics["taste_development"]
+    headline = json.loads((tmp_path / paths.BALANCE_METRICS).read_text())
+    assert headline["strategy"] == "median_target"
+    assert headline["taste_development"] == {
+        "imbalance_ratio": 1.0,
+        "contradictory_texts": 0,
+        "negative_rows": 22,
+        "neutral_rows": 22,
+        "positive_rows": 22,
+    }
     # 4 / 2 / 4 synsets, base 5: median 4 -> target 20 -> 5 / 10 / 5 prompts per synset,
     # plus 2 experiential rows per pole.
     assert metrics["strategy"] == "median_target"

@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from lensforge.activations import cache
 from lensforge.core import params as params_mod
 from lensforge.core import paths
 from lensforge.core.errors import DataError, ParamsError
@@ -29,11 +30,14 @@ from lensforge.stages import (
 def tiny_params(project_root, tiny_model_dir, **prompt_overrides) -> params_mod.Params:
     params = params_mod.load(project_root / paths.PARAMS)
     model = dataclasses.replace(
-        params.model, source="hf", name_or_path=str(tiny_model_dir), layer=2
+        params.model, source="hf", name_or_path=str(tiny_model_dir), layers=(2,)
     )
     overrides = {"pack_layers": (0, 1), "per_concept": 8, **prompt_overrides}
     prompts = dataclasses.replace(params.concept_prompts, **overrides)
-    return dataclasses.replace(params, model=model, concept_prompts=prompts)
+    training = dataclasses.replace(params.train_concepts, layer=2)
+    return dataclasses.replace(
+        params, model=model, concept_prompts=prompts, train_concepts=training
+    )
 
 
 def project(root, project_root):
@@ -91,9 +95,9 @@ def test_graduation_reads_no_test_row_perturbed_test_vectors_give_the_same_lense
     index = pd.read_csv(act_dir / paths.ACTIVATION_INDEX_NAME)
     for shard, rows in index[index["split"] == "test"].groupby("shard"):
         tensors = load_file(str(act_dir / shard))
-        block = tensors["activations"].clone()
+        block = tensors[cache.tensor_name(2)].clone()
         block[torch.tensor(rows["row"].tolist())] = 1e3
-        save_file({"activations": block}, str(act_dir / shard))
+        save_file({cache.tensor_name(2): block}, str(act_dir / shard))
     train_concepts.run(params, root=copy)
     name = paths.CONCEPT_WEIGHTS_NAME
     before = (root / paths.CONCEPT_LENSES_DIR / name).read_bytes()

@@ -68,7 +68,11 @@ def _test_rows(root: Path) -> pd.DataFrame:
 
 
 def _read_metrics(root: Path) -> dict:
-    return json.loads((root / paths.EVALUATE_METRICS).read_text(encoding="utf-8"))
+    """The headline metrics and the detail file together (their keys never overlap)."""
+    headline = json.loads((root / paths.EVALUATE_METRICS).read_text(encoding="utf-8"))
+    detail = json.loads((root / paths.EVALUATE_DETAIL).read_text(encoding="utf-8"))
+    assert not set(headline) & set(detail)
+    return {**headline, **detail}
 
 
 def test_evaluate_writes_every_summary_key_with_values_in_range(project, project_root):
@@ -97,6 +101,21 @@ def test_evaluate_writes_every_summary_key_with_values_in_range(project, project
             assert 0.0 <= scores[f"{simplex}/seed_{seed}/macro_f1"] <= 1.0
             assert scores[f"{simplex}/seed_{seed}/tier"] in TIERS
     assert all(isinstance(message, str) for message in scores["diagnostics"])
+
+
+def test_the_metrics_file_keeps_only_the_headline_figures(project, project_root):
+    evaluate.run(_params(project_root), root=project)
+
+    headline = json.loads((project / paths.EVALUATE_METRICS).read_text(encoding="utf-8"))
+    per_simplex = [k for k in headline if k != "diagnostics"]
+    assert not [k for k in per_simplex if "seed_" in k or "confusion/" in k or "precision" in k]
+    for simplex in SIMPLEXES:
+        for key in ("macro_f1", "negative/f1", "neutral/f1", "positive/f1", "ece_uniform"):
+            assert {f"{simplex}/{key}_mean", f"{simplex}/{key}_std"} <= set(headline)
+        assert {f"{simplex}/tier", f"{simplex}/test_tier", f"{simplex}/n_catastrophic"} <= set(
+            headline
+        )
+    assert len(per_simplex) <= 17 * len(SIMPLEXES)
 
 
 def test_tier_grades_the_validation_macro_f1_recorded_in_the_cards(project, project_root):

@@ -34,7 +34,15 @@ def _params(project_root, *, overlap: str, kind: str = "tripole"):
 
 
 def _balance_metrics(root) -> dict:
-    return json.loads((root / paths.BALANCE_METRICS).read_text(encoding="utf-8"))
+    """The balance summary (every count) with the metrics file's diagnostics."""
+    summary = json.loads((root / paths.BALANCE_SUMMARY).read_text(encoding="utf-8"))
+    metrics = json.loads((root / paths.BALANCE_METRICS).read_text(encoding="utf-8"))
+    assert all(
+        metrics[s]["contradictory_texts"] == summary[s]["contradictory_texts"]
+        for s in summary
+        if isinstance(summary[s], dict)
+    )
+    return {**summary, "diagnostics": metrics["diagnostics"]}
 
 
 def test_duplicate_reports_contradictory_train_texts_and_primary_has_none(tmp_path, project_root):
@@ -82,6 +90,7 @@ def test_a_soft_trained_mlp_lens_round_trips_into_evaluate(mlp_project):
         "dropout": 0.1,
     }
     scores = json.loads((root / paths.EVALUATE_METRICS).read_text(encoding="utf-8"))
+    scores.update(json.loads((root / paths.EVALUATE_DETAIL).read_text(encoding="utf-8")))
     assert scores[f"{SIMPLEX}/macro_f1_mean"] > 0.8  # separable centres: a trained lens is good
     # one overlap synset in test, primary copy only: held_out_prompts (3) rows
     assert scores[f"{SIMPLEX}/overlap_rows"] == 3

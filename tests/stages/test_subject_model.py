@@ -16,7 +16,7 @@ from lensforge.stages import subject_model
 
 def hf_params(project_root, name_or_path: str) -> params_mod.Params:
     params = params_mod.load(project_root / paths.PARAMS)
-    model = dataclasses.replace(params.model, source="hf", name_or_path=name_or_path, layer=2)
+    model = dataclasses.replace(params.model, source="hf", name_or_path=name_or_path, layers=(2,))
     return dataclasses.replace(params, model=model)
 
 

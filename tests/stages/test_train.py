@@ -25,7 +25,7 @@ from lensforge.lenses import models
 from lensforge.lenses.hatcat import POLES
 from lensforge.stages import train
 from tests.helpers.dvc_project import BIN  # noqa: E402
-from tests.helpers.lens_data import SEEDS, SIMPLEXES, make_project
+from tests.helpers.lens_data import LAYER, SEEDS, SIMPLEXES, make_project
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_train_stage_saves_a_loadable_lens_with_its_card_per_simplex_and_seed(tr
     index = cache.read_index(trained / paths.ACTIVATIONS_DIR)
     for simplex in SIMPLEXES:
         val = index[(index["simplex"] == simplex) & (index["split"] == "validation")]
-        val_x = cache.read_vectors(trained / paths.ACTIVATIONS_DIR, val)
+        val_x = cache.read_vectors(trained / paths.ACTIVATIONS_DIR, val, layer=LAYER)
         for seed in SEEDS:
             lens, card = models.load_lens(paths.lens_dir(trained, simplex, seed))
             assert (card["simplex"], card["seed"], card["lens_kind"]) == (simplex, seed, "tripole")
@@ -148,14 +148,15 @@ def test_train_never_reads_test_rows_perturbed_test_vectors_give_bit_identical_l
     generator = torch.Generator().manual_seed(0)
     for shard, rows in test_rows.groupby("shard"):
         tensors = load_file(str(act_dir / shard))
-        block = tensors[cache.SHARD_TENSOR].clone()  # (n_shard_rows, d_model)
+        block = tensors[cache.tensor_name(LAYER)].clone()  # (n_shard_rows, d_model)
         take = torch.tensor(rows["row"].tolist())
         block[take] = (100 * torch.randn(len(take), block.shape[1], generator=generator)).to(
             block.dtype
         )
-        save_file({cache.SHARD_TENSOR: block}, str(act_dir / shard))
-    changed = cache.read_vectors(act_dir, test_rows)
-    assert not torch.equal(changed, cache.read_vectors(trained / paths.ACTIVATIONS_DIR, test_rows))
+        save_file({cache.tensor_name(LAYER): block}, str(act_dir / shard))
+    changed = cache.read_vectors(act_dir, test_rows, layer=LAYER)
+    before = cache.read_vectors(trained / paths.ACTIVATIONS_DIR, test_rows, layer=LAYER)
+    assert not torch.equal(changed, before)
 
     train.run(params_mod.load(root / paths.PARAMS), root=root)
     for simplex in SIMPLEXES:

@@ -10,6 +10,7 @@ pool, model and settings give the same bytes, so ``dvc repro`` keeps the cache's
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +19,7 @@ from safetensors import safe_open
 
 from lensforge.core import paths
 from lensforge.core.artifacts import read_json, text_sha256, write_csv, write_json
-from lensforge.core.errors import ArtifactError, DataError
+from lensforge.core.errors import ArtifactError, DataError, ParamsError
 from lensforge.core.params import ActivationsParams
 
 INDEX_COLUMNS = [
@@ -36,7 +37,6 @@ INDEX_COLUMNS = [
     "row",
 ]
 POOL_COLUMNS = [c for c in INDEX_COLUMNS if c not in ("shard", "row")] + ["text"]
-SHARD_TENSOR = "activations"
 # Card fields naming where the subject model came from, copied into the manifest when present.
 ORIGIN_FIELDS = (
     "source",
@@ -87,11 +87,12 @@ def cache_key(
     card_sha256: str,
     weights_sha256: dict,
     pool_sha256: str,
-    layer: int,
+    layers: Sequence[int],
     settings: ActivationsParams,
     compute_dtype: str,
 ) -> dict:
-    """The inputs and settings that change a vector, plus ``cache_key``, their sha256.
+    """The inputs and settings that change a vector, plus ``cache_key``, their sha256 (the list
+    of layers included: a cache holds exactly those layers).
 
     Batch size, shard size and the process count are left out: they move vectors between
     shards, never change one (the tests check every layout against one process).
@@ -99,7 +100,7 @@ def cache_key(
     key = {
         "model_card_sha256": card_sha256,
         "weights_sha256": weights_sha256,
-        "layer": layer,
+        "layers": list(layers),
         "pooling": settings.pooling,
         "dtype": settings.dtype,
         "max_length": settings.max_length,
@@ -115,7 +116,7 @@ def build_manifest(
     *,
     card_sha256: str,
     pool_sha256: str,
-    layer: int,
+    layers: Sequence[int],
     settings: ActivationsParams,
     compute_dtype: str,
     padding_side: str,
@@ -129,7 +130,7 @@ def build_manifest(
         card_sha256=card_sha256,
         weights_sha256=card["weights_sha256"],
         pool_sha256=pool_sha256,
-        layer=layer,
+        layers=layers,
         settings=settings,
         compute_dtype=compute_dtype,
     )
@@ -169,14 +170,29 @@ def read_manifest(act_dir: Path) -> dict:
     return read_json(Path(act_dir) / paths.ACTIVATION_MANIFEST_NAME, what="activations manifest")
 
 
-def read_vectors(act_dir: Path, rows: pd.DataFrame) -> torch.Tensor:
-    """Vectors for ``rows`` (which carry ``shard`` file names and ``row`` numbers), in row order.
+def check_layer(manifest: dict, layer: int, *, key: str, path: Path | None = None) -> None:
+    """Raise ``ParamsError`` unless ``layer`` (the value of param ``key``) is cached."""
+    if layer not in manifest["layers"]:
+        raise ParamsError(
+            f"{key} is {layer}, but the activation cache holds layers {manifest['layers']}: "
+            "pick one of them or add it to model.layers (one more extraction)",
+            path=path,
+            row=key,
+            rule="layer is cached",
+        )
 
-    Returns float32 ``(len(rows), d_model)``; only the shards the rows touch are opened.
+
+def read_vectors(act_dir: Path, rows: pd.DataFrame, *, layer: int) -> torch.Tensor:
+    """Vectors of ``layer`` for ``rows`` (which carry ``shard`` file names and ``row`` numbers),
+    in row order.
+
+    Returns float32 ``(len(rows), d_model)``; only the shards the rows touch are opened, and only
+    the layer's tensor is read from each.
     """
     act_dir = Path(act_dir)
     if rows.empty:
         raise ArtifactError("no activation rows selected", path=act_dir)
+    name = tensor_name(layer)
     out: torch.Tensor | None = None
     positions = pd.Series(range(len(rows)), index=rows.index)
     for shard, part in rows.groupby("shard", sort=True):
@@ -184,9 +200,21 @@ def read_vectors(act_dir: Path, rows: pd.DataFrame) -> torch.Tensor:
         if not shard_path.exists():
             raise ArtifactError("activation shard missing", path=shard_path)
         with safe_open(str(shard_path), framework="pt") as handle:
-            block = handle.get_tensor(SHARD_TENSOR)  # (shard_rows, d_model)
+            names = list(handle.keys())
+            if name not in names:
+                raise ArtifactError(
+                    f"shard holds no vectors of layer {layer} (it has {sorted(names)})",
+                    path=shard_path,
+                    rule="layer is cached",
+                )
+            block = handle.get_tensor(name)  # (shard_rows, d_model)
         if out is None:
             out = torch.empty(len(rows), block.shape[1], dtype=torch.float32)
         take = torch.as_tensor(part["row"].to_numpy(copy=True), dtype=torch.long)
         out[torch.as_tensor(positions[part.index].to_numpy(copy=True))] = block[take].float()
     return out
+
+
+def tensor_name(layer: int) -> str:
+    """The safetensors key of ``layer``'s vectors in a cache shard."""
+    return f"layer_{layer:03d}"

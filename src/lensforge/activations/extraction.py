@@ -1,9 +1,11 @@
-"""Activation extraction: one vector per prompt from the residual stream after decoder layer L.
+"""Activation extraction: one vector per prompt and layer from the residual stream after each of
+the decoder layers ``model.layers``, all from one forward pass.
 
-- Cut: the decoder stack keeps only its first L layers, so the layers above it and the LM head
-  are never run (nor kept in memory). A forward hook on layer L reads its output, which is the
-  full model's ``hidden_states[L]``; the stack's own output cannot be used, because the stack
-  applies its final norm to whatever its last layer returns.
+- Cut: the decoder stack keeps only its first L layers (L = the deepest wanted layer), so the
+  layers above it and the LM head are never run (nor kept in memory). A forward hook on each
+  wanted layer reads its output, which is the full model's ``hidden_states[layer]``; the stack's
+  own output cannot be used, because the stack applies its final norm to whatever its last layer
+  returns.
 - Batches: prompts are sorted by token count (longest first, ties in pool order), so a batch pads
   little; positions travel with every batch and the index restores pool order.
 - Tokenising, padding and pooling are ``core.sequences`` (shared with the adjudication encoder):
@@ -40,54 +42,76 @@ COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 PADDING_SIDE = "right"
 
 
-def validate_layer(layer: int, *, n_layers: int) -> None:
-    """``model.layer`` counts decoder layers from 1; 0 (embeddings) or past the top is an error."""
+def validate_layer(layer: int, *, n_layers: int, key: str = "model.layers") -> None:
+    """Layers count decoder layers from 1; 0 (embeddings) or past the top is an error."""
     if not 1 <= layer <= n_layers:
         raise ParamsError(
-            f"model.layer must be between 1 and {n_layers} (the subject model has {n_layers} "
+            f"{key} must name layers between 1 and {n_layers} (the subject model has {n_layers} "
             f"decoder layers), got {layer}",
-            row="model.layer",
+            row=key,
             rule="1 <= layer <= n_layers",
         )
 
 
-class CutModel(nn.Module):
-    """The decoder stack of a causal LM cut after ``layer`` layers; returns that layer's output.
+def check_layers(layers: Sequence[int], *, n_layers: int) -> tuple[int, ...]:
+    """``model.layers`` as a sorted tuple: non-empty, no repeats, each a decoder layer."""
+    if not layers:
+        raise ParamsError("model.layers must list at least one layer", row="model.layers")
+    if len(set(layers)) != len(layers):
+        raise ParamsError(
+            f"model.layers repeats a layer: {list(layers)}", row="model.layers", rule="unique"
+        )
+    for layer in layers:
+        validate_layer(layer, n_layers=n_layers)
+    return tuple(sorted(layers))
 
-    This is the residual stream after ``layer`` decoder layers, i.e. the full model's
-    ``hidden_states[layer]`` for every layer below the top; at the top layer it is the stream
-    before the final norm (HF's ``hidden_states[-1]`` has the norm applied).
-    Mutates ``model`` (its layer list loses everything above ``layer``): load a fresh model for it.
+
+class CutModel(nn.Module):
+    """The decoder stack of a causal LM cut after its deepest wanted layer; returns the residual
+    stream after each wanted layer, from one forward pass.
+
+    The stream after ``L`` decoder layers is the full model's ``hidden_states[L]`` for every layer
+    below the top; at the top layer it is the stream before the final norm (HF's
+    ``hidden_states[-1]`` has the norm applied). Layers above the deepest wanted one and the LM
+    head are never run. Mutates ``model`` (its layer list loses everything above the deepest
+    layer): load a fresh model for it.
     """
 
-    def __init__(self, model: nn.Module, layer: int):
+    def __init__(self, model: nn.Module, layers: Sequence[int]):
         super().__init__()
         decoder = model.get_decoder()
-        layers = getattr(decoder, "layers", None)
-        if not isinstance(layers, nn.ModuleList):
+        stack = getattr(decoder, "layers", None)
+        if not isinstance(stack, nn.ModuleList):
             raise TypeError(f"{type(model).__name__} has no decoder `layers` list to cut")
-        validate_layer(layer, n_layers=len(layers))
-        decoder.layers = nn.ModuleList(layers[:layer])
+        self.layers = check_layers(layers, n_layers=len(stack))
+        decoder.layers = nn.ModuleList(stack[: self.layers[-1]])
         self.decoder = decoder
-        self.layer = layer
-        self._captured: torch.Tensor | None = None
-        decoder.layers[layer - 1].register_forward_hook(self._capture)
+        self._captured: dict[int, torch.Tensor] = {}
+        for layer in self.layers:
+            decoder.layers[layer - 1].register_forward_hook(self._capture_hook(layer))
 
-    def _capture(self, module: nn.Module, args: object, output: object) -> None:
-        self._captured = output[0] if isinstance(output, tuple) else output
+    def _capture_hook(self, layer: int):
+        def capture(module: nn.Module, args: object, output: object) -> None:
+            self._captured[layer] = output[0] if isinstance(output, tuple) else output
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        self._captured = None
+        return capture
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> dict[int, torch.Tensor]:
+        """layer -> its output ``(batch, seq, d_model)``, for every wanted layer."""
+        self._captured = {}
         self.decoder(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=sequences.position_ids(attention_mask),  # (batch, seq)
             use_cache=False,
         )
-        hidden, self._captured = self._captured, None
-        if hidden is None:
-            raise RuntimeError(f"layer {self.layer} was not run by the decoder forward")
-        return hidden  # (batch, seq, d_model)
+        captured, self._captured = self._captured, {}
+        missing = [layer for layer in self.layers if layer not in captured]
+        if missing:
+            raise RuntimeError(f"layers {missing} were not run by the decoder forward")
+        return captured
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, *, pooling: str) -> torch.Tensor:
@@ -114,15 +138,17 @@ def check_finite(vectors: torch.Tensor, *, layer: int, prompt_ids: Sequence[str]
         )
 
 
-def load_cut(model_dir: Path, *, layer: int, compute_dtype: str) -> tuple[CutModel, object, dict]:
+def load_cut(
+    model_dir: Path, *, layers: Sequence[int], compute_dtype: str
+) -> tuple[CutModel, object, dict]:
     """``(cut model, tokenizer, card)`` of the converted subject model, on the CPU.
 
-    The layer is checked against the card before the weights are loaded (a fast, clear error).
+    The layers are checked against the card before the weights are loaded (a fast, clear error).
     """
     card = subject.read_card(model_dir)
-    validate_layer(layer, n_layers=card["n_layers"])
+    check_layers(layers, n_layers=card["n_layers"])
     loaded = subject.load_for_extraction(model_dir, dtype=COMPUTE_DTYPES[compute_dtype])
-    return CutModel(loaded.model, layer), loaded.tokenizer, card
+    return CutModel(loaded.model, layers), loaded.tokenizer, card
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,10 +226,9 @@ def iter_vectors(
     prompt_ids: Sequence[str],
     device: torch.device,
     progress: tqdm | None = None,
-) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """Yield ``(positions, vectors)`` per batch: pooled float32 ``(batch, d_model)`` on the CPU.
-
-    Each batch is checked for non-finite values before it is yielded.
+) -> Iterator[tuple[list[int], dict[int, torch.Tensor]]]:
+    """Yield ``(positions, {layer: vectors})`` per batch: pooled float32 ``(batch, d_model)`` on
+    the CPU for every layer of ``cut``. Each is checked for non-finite values before it is yielded.
     """
     with torch.inference_mode():
         for positions in batches:
@@ -212,57 +237,60 @@ def iter_vectors(
             )
             input_ids = batch["input_ids"].to(device)  # (batch, seq)
             attention_mask = batch["attention_mask"].to(device)  # (batch, seq)
-            hidden = cut(input_ids, attention_mask)  # (batch, seq, d_model)
-            vectors = pool(hidden, attention_mask, pooling=pooling).cpu()  # (batch, d_model)
-            check_finite(
-                vectors,
-                layer=cut.layer,
-                prompt_ids=[prompt_ids[p] for p in positions],
-                what="activations",
-            )
+            vectors = {}
+            for layer, hidden in cut(input_ids, attention_mask).items():  # (batch, seq, d_model)
+                vectors[layer] = pool(hidden, attention_mask, pooling=pooling).cpu()
+                check_finite(
+                    vectors[layer],
+                    layer=layer,
+                    prompt_ids=[prompt_ids[p] for p in positions],
+                    what="activations",
+                )
             if progress is not None:
                 progress.update(len(positions))
             yield positions, vectors
 
 
 def write_shards(
-    batch_vectors: Iterable[tuple[list[int], torch.Tensor]],
+    batch_vectors: Iterable[tuple[list[int], dict[int, torch.Tensor]]],
     shards: Sequence[tuple[str, list[int]]],
     out_dir: Path,
     *,
     dtype: str,
-    layer: int,
     prompt_ids: Sequence[str],
 ) -> None:
-    """Write the stream of batch vectors as ``shards`` (name, positions), in stream order.
+    """Write the stream of batch vectors as ``shards`` (name, positions), in stream order; a
+    shard holds one tensor per layer (``tensor_name``), rows in the same order.
 
     Vectors are cast to the storage ``dtype`` and checked again (float16 overflows to inf).
     """
     storage = STORAGE_DTYPES[dtype]
     pending_pos: list[int] = []
-    pending: list[torch.Tensor] = []
+    pending: list[dict[int, torch.Tensor]] = []
     shard_iter = iter(shards)
     name, expected = next(shard_iter, ("", []))
     for positions, vectors in batch_vectors:
         pending_pos.extend(positions)
         pending.append(vectors)
         while expected and len(pending_pos) >= len(expected):
-            block = torch.cat(pending)  # (pending, d_model)
             n_rows = len(expected)
             if pending_pos[:n_rows] != expected:
                 raise RuntimeError(f"shard {name} rows do not follow the batch plan")
-            stored = block[:n_rows].to(storage)  # (shard_rows, d_model)
-            check_finite(
-                stored,
-                layer=layer,
-                prompt_ids=[prompt_ids[p] for p in expected],
-                what=f"{dtype} activations (overflow? try dtype float32)",
-            )
-            write_safetensors(
-                Path(out_dir) / name,
-                {cache.SHARD_TENSOR: stored},
-            )  # no metadata: safetensors orders several keys at random, so bytes would vary
-            pending_pos, pending = pending_pos[n_rows:], [block[n_rows:]]
+            blocks = {layer: torch.cat([part[layer] for part in pending]) for layer in pending[0]}
+            tensors = {}
+            for layer, block in blocks.items():  # block: (pending, d_model)
+                stored = block[:n_rows].to(storage)  # (shard_rows, d_model)
+                check_finite(
+                    stored,
+                    layer=layer,
+                    prompt_ids=[prompt_ids[p] for p in expected],
+                    what=f"{dtype} activations (overflow? try dtype float32)",
+                )
+                tensors[cache.tensor_name(layer)] = stored
+            # no metadata: its key order would vary from call to call, so bytes would vary
+            write_safetensors(Path(out_dir) / name, tensors)
+            pending_pos = pending_pos[n_rows:]
+            pending = [{layer: block[n_rows:] for layer, block in blocks.items()}]
             name, expected = next(shard_iter, ("", []))
     if expected or pending_pos:
         raise RuntimeError("the batch stream ended before its shards were filled")
@@ -294,7 +322,8 @@ def extract_to_shards(
         if r == rank
     ]
     n_mine = sum(len(batch) for batch in mine)
-    with tqdm(total=n_mine, unit="prompt", desc=f"layer {cut.layer}", disable=rank != 0) as bar:
+    desc = "layers " + ",".join(map(str, cut.layers))
+    with tqdm(total=n_mine, unit="prompt", desc=desc, disable=rank != 0) as bar:
         stream = iter_vectors(
             cut,
             token_ids,
@@ -305,7 +334,7 @@ def extract_to_shards(
             device=device,
             progress=bar,
         )
-        write_shards(stream, shards, out_dir, dtype=dtype, layer=cut.layer, prompt_ids=prompt_ids)
+        write_shards(stream, shards, out_dir, dtype=dtype, prompt_ids=prompt_ids)
     return n_mine
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from accelerate import PartialState
@@ -32,11 +33,12 @@ def extract_pool(
     columns: list[str] | None,
     out_dir: Path,
     metrics_path: Path,
-    layer: int,
+    layers: Sequence[int],
     config: ActivationsParams,
 ) -> None:
     """Cache one vector per prompt of the pool at ``pool_path`` (its ``columns`` go to the index)
-    at ``layer`` of the subject model under ``root``, into ``out_dir``; metrics last."""
+    and per layer of ``layers`` of the subject model under ``root`` (one forward pass), into
+    ``out_dir``; metrics last."""
     # PartialState alone ignores ACCELERATE_USE_CPU (Accelerator reads it): without the flag, a
     # CPU launch of N processes would run N unconnected copies, each believing it is rank 0.
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
@@ -45,7 +47,7 @@ def extract_pool(
     model_dir = paths.under(root, paths.SUBJECT_MODEL_DIR)
     pool = cache.read_pool(pool_path, columns=columns)
     cut, tokenizer, card = extraction.load_cut(
-        model_dir, layer=layer, compute_dtype=config.compute_dtype
+        model_dir, layers=layers, compute_dtype=config.compute_dtype
     )
     cut = cut.to(state.device)
     plan = extraction.plan(tokenizer, pool["text"].tolist(), max_length=config.max_length,
@@ -65,7 +67,7 @@ def extract_pool(
                                            shard_size=config.shard_size)  # fmt: skip
             manifest = cache.build_manifest(
                 card, index, card_sha256=file_sha256(model_dir / paths.MODEL_CARD_NAME),
-                pool_sha256=file_sha256(pool_path), layer=layer, settings=config,
+                pool_sha256=file_sha256(pool_path), layers=cut.layers, settings=config,
                 compute_dtype=str(cut.decoder.dtype).removeprefix("torch."),
                 padding_side=extraction.PADDING_SIDE, n_truncated=plan.n_truncated,
                 n_processes=world,
@@ -76,6 +78,6 @@ def extract_pool(
         summary = extraction.summary(index, d_model=card["d_model"], seconds=seconds,
                                      n_truncated=plan.n_truncated, n_processes=world)  # fmt: skip
         write_json(metrics_path, summary)
-        log.info("activations: %d prompts at layer %d (%s pooling, %s) in %.1f s, %d shard(s), "
-                 "%d process(es)", len(pool), layer, config.pooling, config.dtype, seconds,
-                 summary["n_shards"], world)  # fmt: skip
+        log.info("activations: %d prompts at layers %s (%s pooling, %s) in %.1f s, %d shard(s), "
+                 "%d process(es)", len(pool), list(cut.layers), config.pooling, config.dtype,
+                 seconds, summary["n_shards"], world)  # fmt: skip

@@ -67,7 +67,7 @@ class ModelParams:
     source: Literal["gemma3-270m", "smollm2-135m", "hf"]
     name_or_path: str
     revision: str
-    layer: int
+    layers: tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +112,7 @@ class OptimizerParams:
 
 @dataclasses.dataclass(frozen=True)
 class TrainParams:
+    layer: int
     seeds: tuple[int, ...]
     lens: LensParams
     loss: LossParams
@@ -495,6 +496,7 @@ class ConceptTierParams:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConceptsParams:
+    layer: int
     kind: Literal["linear", "mlp"]
     seed: int
     lr: float

@@ -28,6 +28,7 @@ ACTIVATION_INDEX_NAME = "index.csv"
 ACTIVATION_MANIFEST_NAME = "manifest.json"
 
 BALANCED_DIR = Path("data/balanced")
+BALANCE_SUMMARY = BALANCED_DIR / "summary.json"  # every count of the strategy, per simplex and pole
 BALANCED_ROWS = BALANCED_DIR / "rows.csv"
 
 LENSES_DIR = Path("models/lenses")
@@ -41,10 +42,14 @@ ACTIVATIONS_METRICS = METRICS_DIR / "activations.json"
 BALANCE_METRICS = METRICS_DIR / "balance.json"
 TRAIN_METRICS = METRICS_DIR / "train.json"
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
+LAYER_SWEEP_METRICS = METRICS_DIR / "layer_sweep.json"
+LAYER_SWEEP_PLOT = METRICS_DIR / "layer_sweep.csv"  # the whole table (the report reads it)
+LAYER_SWEEP_PLOTS_DIR = METRICS_DIR / "layer_sweep"  # one DVC plot per simplex, x: layer
 EVALUATE_PLOTS_DIR = Path("metrics/evaluate")
 EVALUATE_CONFUSION = EVALUATE_PLOTS_DIR / "confusion.csv"
 EVALUATE_F1_BY_SEED = EVALUATE_PLOTS_DIR / "f1_by_seed.csv"
 EVALUATE_CALIBRATION = EVALUATE_PLOTS_DIR / "calibration.csv"
+EVALUATE_DETAIL = EVALUATE_PLOTS_DIR / "detail.json"  # per seed and cell: versioned, not a metric
 
 
 def under(root: Path, relative: Path) -> Path:

@@ -31,11 +31,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping
+from pathlib import Path
 
 import pandas as pd
 
 from lensforge.activations.cache import INDEX_COLUMNS
-from lensforge.core.errors import DataError
+from lensforge.core.errors import ArtifactError, DataError
 from lensforge.lenses.hatcat import POLES
 
 STRATEGIES = ("none", "downsample_min", "median_target", "class_weight")
@@ -144,6 +145,20 @@ def _select_simplex(
     return chosen, summary
 
 
+def headline(summary: Mapping[str, dict]) -> dict[str, dict]:
+    """What ``metrics/balance.json`` keeps of ``select_train_rows``' summary per simplex: rows per
+    pole, the imbalance ratio and the contradictory-text count (the rest is in the summary file
+    next to the rows)."""
+    keep = ("imbalance_ratio", "contradictory_texts")
+    return {
+        simplex: {
+            **{key: counts[key] for key in keep if key in counts},
+            **{f"{pole}_rows": counts[pole]["n_rows"] for pole in POLES},
+        }
+        for simplex, counts in summary.items()
+    }
+
+
 def select_train_rows(
     index: pd.DataFrame, *, strategy: str, base_prompts: int
 ) -> tuple[pd.DataFrame, dict]:
@@ -181,3 +196,13 @@ def select_train_rows(
         raise DataError("the activation index has no rows", rule="non-empty index")
     rows = pd.concat(parts).sort_index()
     return rows[ROW_COLUMNS].reset_index(drop=True), summary
+
+
+def read_rows(rows_path: Path) -> pd.DataFrame:
+    """The balanced train rows the balance stage wrote; ``ArtifactError`` when missing."""
+    if not rows_path.is_file():
+        raise ArtifactError("balanced rows missing: run the balance stage", path=rows_path)
+    rows = pd.read_csv(rows_path, keep_default_na=False)
+    if rows.empty:
+        raise DataError("no balanced train rows", path=rows_path, rule="non-empty")
+    return rows

@@ -84,6 +84,29 @@ def evaluate_run(
     return scores, messages
 
 
+# What ``metrics/evaluate.json`` keeps per simplex (the figures a user compares between trials);
+# everything else of the summary goes to the detail file, versioned but not a metric.
+HEADLINE_MEAN_STD = ("macro_f1", "negative/f1", "neutral/f1", "positive/f1", "ece_uniform")
+HEADLINE_OTHER = (
+    "val_macro_f1_mean",
+    "tier",
+    "test_tier",
+    "n_catastrophic",
+    "set/macro_f1_mean",
+    "single_pole/macro_f1_mean",
+)
+
+
+def split_headline(summary: Mapping[str, object]) -> tuple[dict, dict]:
+    """``(headline, detail)`` of one simplex's ``summarize_seeds`` summary: the headline keys
+    (``HEADLINE_MEAN_STD`` as mean and std, ``HEADLINE_OTHER``) and all the others."""
+    wanted = {f"{key}_{stat}" for key in HEADLINE_MEAN_STD for stat in ("mean", "std")}
+    wanted |= set(HEADLINE_OTHER)
+    headline = {k: v for k, v in summary.items() if k in wanted}
+    detail = {k: v for k, v in summary.items() if k not in wanted}
+    return headline, detail
+
+
 def overlap_scores(
     y: np.ndarray, pred: np.ndarray, poles: Sequence[str], *, class_names: Sequence[str]
 ) -> dict[str, float]:

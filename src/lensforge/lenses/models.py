@@ -66,6 +66,7 @@ CARD_NAME = "card.json"
 SEED_DIR = re.compile(r"seed_(\d+)")
 # What evaluation needs from a lens card besides kind, width and weights hash.
 CARD_KEYS = (
+    "layer",
     "simplex",
     "seed",
     "best_val_macro_f1",
@@ -305,6 +306,11 @@ def save_lens(model: Lens, lens_dir: Path, *, card: dict) -> dict:
     return full_card
 
 
+def read_card(card_path: Path) -> dict:
+    """A lens card, checked to name kind, width and weights hash; ``ArtifactError`` otherwise."""
+    return _read_card(Path(card_path))
+
+
 def _read_card(card_path: Path) -> dict:
     if not card_path.is_file():
         raise ArtifactError(
@@ -388,6 +394,26 @@ def find_lenses(lenses_root: Path, *, simplexes: list[str]) -> dict[str, dict[in
                 rule="every lens has test rows",
             )
     return found
+
+
+def shared_layer(seeds: dict[int, Path]) -> int:
+    """The layer every seed's lens of one simplex reads (from the cards); ``ArtifactError`` when
+    a card lacks it or the seeds disagree."""
+    layers = {}
+    for seed, lens_dir in seeds.items():
+        card = _read_card(Path(lens_dir) / CARD_NAME)
+        if "layer" not in card:
+            raise ArtifactError(
+                "lens card names no layer: retrain", path=Path(lens_dir) / CARD_NAME
+            )
+        layers[seed] = int(card["layer"])
+    if len(set(layers.values())) != 1:
+        raise ArtifactError(
+            f"the seeds' lenses read different layers {layers}: retrain them together",
+            path=next(iter(seeds.values())).parent,
+            rule="one layer per simplex",
+        )
+    return next(iter(layers.values()))
 
 
 def load_checked_lens(

@@ -232,11 +232,13 @@ def fit(
     )
 
 
-def fit_inputs(act_dir: Path, rows: pd.DataFrame, index: pd.DataFrame, simplex: str) -> dict:
+def fit_inputs(
+    act_dir: Path, rows: pd.DataFrame, index: pd.DataFrame, simplex: str, *, layer: int
+) -> dict:
     """The keyword tensors of ``fit`` for one simplex: its balanced train ``rows`` (with their
     ``soft`` flags) and the VALIDATION rows of the activation ``index``, already labelled by
     ``overlap.labelled_rows`` (test rows are never read); ``DataError`` when a pole has no rows
-    in either."""
+    in either. Vectors are read at ``layer``."""
     train = rows[rows["simplex"] == simplex]
     val = index[(index["simplex"] == simplex) & (index["split"] == "validation")]
     for name, part in (("train", train), ("validation", val)):
@@ -250,11 +252,11 @@ def fit_inputs(act_dir: Path, rows: pd.DataFrame, index: pd.DataFrame, simplex: 
     labels = train["label"].to_numpy()
     targets = overlap.target_matrix(labels, train["poles"].to_numpy(), train["soft"].to_numpy())
     return {
-        "train_x": cache.read_vectors(act_dir, train),  # (n_train, d_model)
+        "train_x": cache.read_vectors(act_dir, train, layer=layer),  # (n_train, d_model)
         "train_y": torch.tensor(labels, dtype=torch.long),
         "weights": torch.tensor(train["weight"].to_numpy(), dtype=torch.float32),
         "targets": torch.tensor(targets),  # (n_train, 3)
-        "val_x": cache.read_vectors(act_dir, val),  # (n_val, d_model)
+        "val_x": cache.read_vectors(act_dir, val, layer=layer),  # (n_val, d_model)
         "val_y": torch.tensor(val["label"].to_numpy(), dtype=torch.long),
     }
 
@@ -272,7 +274,7 @@ def fit_all(act_dir: Path, rows, index, *, config: TrainParams, accelerator) -> 
             runs, desc="train lenses", unit="lens", disable=not accelerator.is_main_process
         ):
             if simplex not in data:
-                data[simplex] = fit_inputs(act_dir, rows, index, simplex)
+                data[simplex] = fit_inputs(act_dir, rows, index, simplex, layer=config.layer)
             start = time.perf_counter()
             results[simplex, seed] = fit(
                 **data[simplex], config=config, seed=seed, accelerator=accelerator
@@ -300,17 +302,13 @@ def lens_card(result: FitResult, simplex: str, seed: int, config: TrainParams) -
 
 
 def summarize(results: dict, seconds: dict) -> dict:
-    """Per simplex: validation macro-F1 and per-pole F1 mean/std over seeds, epochs, seconds."""
+    """Per simplex: validation macro-F1 mean/std over seeds and seconds (``metrics/train.json``
+    keeps what a trial compares; per-pole scores and epochs are in each lens card)."""
     summary: dict = {}
     for simplex in dict.fromkeys(s for s, _ in results):
         runs = [(r, seconds[key]) for key, r in results.items() if key[0] == simplex]
         macro_mean, macro_std = metrics.mean_std([r.best["val/macro_f1"] for r, _ in runs])
         entry = {"val_macro_f1_mean": macro_mean, "val_macro_f1_std": macro_std}
-        for pole in POLES:
-            f1_mean, f1_std = metrics.mean_std([r.best[f"val/f1_{pole}"] for r, _ in runs])
-            entry[f"val_f1_{pole}_mean"], entry[f"val_f1_{pole}_std"] = f1_mean, f1_std
-        entry["epochs_run_mean"] = sum(r.epochs_run for r, _ in runs) / len(runs)
-        entry["best_epoch_mean"] = sum(r.best_epoch for r, _ in runs) / len(runs)
         entry["seconds"] = sum(s for _, s in runs)
         summary[simplex] = entry
     summary["seconds"] = sum(seconds.values())

@@ -1,4 +1,4 @@
-"""activations stage: the simplex prompt pool -> one vector per prompt at ``model.layer``.
+"""activations stage: the simplex prompt pool -> one vector per prompt and layer of ``model.layers``.
 
 Shards, index and manifest in ``data/activations`` (``activations.pipeline``: one process or
 data-parallel under ``accelerate launch``; a killed run leaves the previous cache or none), then
@@ -21,6 +21,6 @@ def run(params: Params, *, root: Path) -> None:
         columns=cache.POOL_COLUMNS,
         out_dir=paths.under(root, paths.ACTIVATIONS_DIR),
         metrics_path=paths.under(root, paths.ACTIVATIONS_METRICS),
-        layer=params.model.layer,
+        layers=params.model.layers,
         config=params.activations,
     )

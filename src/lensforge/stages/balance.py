@@ -43,15 +43,15 @@ def run(params: Params, *, root: Path) -> None:
         summary[simplex]["contradictory_texts"] = contradictory.get(simplex, 0)
         summary[simplex]["overlap_rows"] = overlap_rows.get(simplex, 0)
 
-    with artifacts.atomic_dir(paths.under(root, paths.BALANCED_DIR)) as out_dir:
-        rows.to_csv(out_dir / paths.BALANCED_ROWS.name, index=False)
-    metrics = {
+    settings = {
         "strategy": params.balance.strategy,
         "base_prompts": params.balance.base_prompts,
         "overlap": params.prompts.overlap,
-        **summary,
-        "diagnostics": diagnostics,
     }
+    with artifacts.atomic_dir(paths.under(root, paths.BALANCED_DIR)) as out_dir:
+        rows.to_csv(out_dir / paths.BALANCED_ROWS.name, index=False)
+        artifacts.write_json(out_dir / paths.BALANCE_SUMMARY.name, {**settings, **summary})
+    metrics = {**settings, **balancing.headline(summary), "diagnostics": diagnostics}
     for message in diagnostics:
         log.warning(message)
     artifacts.write_json(paths.under(root, paths.BALANCE_METRICS), metrics)

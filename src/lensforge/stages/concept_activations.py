@@ -1,4 +1,4 @@
-"""concept_activations stage: the concept prompt pool -> one vector per prompt at ``model.layer``.
+"""concept_activations stage: the concept prompt pool -> one vector per prompt and layer of ``model.layers``.
 
 The same extractor, settings and cache format as the simplex ``activations`` stage
 (``activations.pipeline``); one cached vector serves every concept lens, since a prompt's label
@@ -21,6 +21,6 @@ def run(params: Params, *, root: Path) -> None:
         columns=None,
         out_dir=paths.under(root, paths.CONCEPT_ACTIVATIONS_DIR),
         metrics_path=paths.under(root, paths.CONCEPT_ACTIVATIONS_METRICS),
-        layer=params.model.layer,
+        layers=params.model.layers,
         config=params.activations,
     )

@@ -11,9 +11,11 @@ checked against these activations (``models.load_checked_lens``): an untrained, 
 stale lens is an ``ArtifactError``, never scored.
 
 Outputs (atomic; the metrics JSON last): ``metrics/evaluate/{confusion,f1_by_seed,calibration}.csv``
-(see ``evaluation.add_plot_rows``) and ``metrics/evaluate.json``: flat keys
-``<simplex>/<metric>`` (see ``evaluation.summarize_seeds``) and ``diagnostics``, plain-words
-messages naming simplex and seed (also logged as warnings).
+(see ``evaluation.add_plot_rows``), ``metrics/evaluate/detail.json`` (per seed, per pole
+precision / recall / margins, confusion counts, Brier: versioned, not a DVC metric) and
+``metrics/evaluate.json``: the headline keys ``<simplex>/<metric>`` a user compares between
+trials (``evaluation.split_headline``) and ``diagnostics``, plain-words messages naming simplex
+and seed (also logged as warnings).
 """
 
 from __future__ import annotations
@@ -55,11 +57,13 @@ def run(params: Params, *, root: Path) -> None:
     lens_dirs = models.find_lenses(lenses_root, simplexes=list(pd.unique(test["simplex"])))
 
     summary: dict[str, object] = {}
+    detail: dict[str, object] = {}
     diagnostics: list[str] = []
     plots: dict[str, list[pd.DataFrame]] = {name: [] for name in PLOTS}
     for simplex, seeds in tqdm(lens_dirs.items(), desc="evaluate lenses", unit="simplex"):
         rows = test[test["simplex"] == simplex]
-        x = cache.read_vectors(act_dir, rows)  # (n_test, d_model)
+        layer = models.shared_layer(seeds)
+        x = cache.read_vectors(act_dir, rows, layer=layer)  # (n_test, d_model)
         y = rows["label"].to_numpy()  # (n_test,)
         runs, probs, messages = evaluation.score_seeds(
             seeds,
@@ -74,7 +78,9 @@ def run(params: Params, *, root: Path) -> None:
         simplex_summary = evaluation.summarize_seeds(
             runs, class_names=POLES, config=params.evaluate
         )
-        summary.update({f"{simplex}/{key}": value for key, value in simplex_summary.items()})
+        headline, rest = evaluation.split_headline(simplex_summary)
+        summary.update({f"{simplex}/{key}": value for key, value in headline.items()})
+        detail.update({f"{simplex}/{key}": value for key, value in rest.items()})
         evaluation.add_plot_rows(plots, simplex, y, probs, runs, n_bins=params.evaluate.ece_bins)
         log.info(evaluation.summary_line(simplex, simplex_summary))
     for message in diagnostics:
@@ -82,6 +88,7 @@ def run(params: Params, *, root: Path) -> None:
 
     for name, frames in plots.items():
         artifacts.write_csv(paths.under(root, PLOTS[name]), pd.concat(frames, ignore_index=True))
+    artifacts.write_json(paths.under(root, paths.EVALUATE_DETAIL), detail)
     artifacts.write_json(
         paths.under(root, paths.EVALUATE_METRICS), {**summary, "diagnostics": diagnostics}
     )

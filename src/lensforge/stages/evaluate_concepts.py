@@ -33,13 +33,13 @@ def run(params: Params, *, root: Path) -> None:
     config = params.evaluate_concepts
     act_dir = paths.under(root, paths.CONCEPT_ACTIVATIONS_DIR)
     index = cache.read_index(act_dir)
-    weights, records, _ = lens_io.load_lenses(
+    weights, records, card = lens_io.load_lenses(
         paths.under(root, paths.CONCEPT_LENSES_DIR),
         manifest_sha256=artifacts.file_sha256(act_dir / paths.ACTIVATION_MANIFEST_NAME),
     )
     concepts = pd.read_csv(paths.under(root, paths.CONCEPT_TABLE), keep_default_na=False)
     negatives = pd.read_csv(paths.under(root, paths.CONCEPT_NEGATIVES), keep_default_na=False)
-    x = cache.read_vectors(act_dir, index)  # (n_prompts, d_model)
+    x = cache.read_vectors(act_dir, index, layer=card["layer"])  # (n_prompts, d_model)
 
     table, y, p = evaluation.per_concept(x, weights, index, negatives, concepts, records)
     tier_names = [tier.name for tier in params.train_concepts.tiers]

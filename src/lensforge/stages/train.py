@@ -12,13 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from lensforge.activations import cache
 from lensforge.core import artifacts, curves, paths, runtime
-from lensforge.core.errors import ArtifactError, DataError
 from lensforge.core.params import Params
-from lensforge.lenses import models, overlap, training
+from lensforge.lenses import balancing, models, overlap, training
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +24,7 @@ def run(params: Params, *, root: Path) -> None:
     accelerator = runtime.make_accelerator()
     act_dir = paths.under(root, paths.ACTIVATIONS_DIR)
     rows_path = paths.under(root, paths.BALANCED_ROWS)
-    rows = _read_rows(rows_path)
+    rows = balancing.read_rows(rows_path)
     index = overlap.labelled_rows(
         cache.read_index(act_dir),
         mode=params.prompts.overlap,
@@ -36,7 +33,13 @@ def run(params: Params, *, root: Path) -> None:
     balance = artifacts.read_json(
         paths.under(root, paths.BALANCE_METRICS), what="balance metrics (run the balance stage)"
     )
+    manifest = cache.read_manifest(act_dir)
+    cache.check_layer(manifest, params.train.layer, key="train.layer")
     provenance = {
+        "layer": params.train.layer,
+        "pooling": manifest["pooling"],
+        "cache_key": manifest["cache_key"],
+        "model_card_sha256": manifest["model_card_sha256"],
         "balance_strategy": balance["strategy"],
         "balanced_rows_sha256": artifacts.file_sha256(rows_path),
         "activation_manifest_sha256": artifacts.file_sha256(
@@ -65,12 +68,3 @@ def run(params: Params, *, root: Path) -> None:
         artifacts.write_json(paths.under(root, paths.TRAIN_METRICS), summary)
         log.info("trained %d lenses with %d process(es)", len(results), accelerator.num_processes)
     accelerator.wait_for_everyone()
-
-
-def _read_rows(rows_path: Path) -> pd.DataFrame:
-    if not rows_path.is_file():
-        raise ArtifactError("balanced rows missing: run the balance stage", path=rows_path)
-    rows = pd.read_csv(rows_path, keep_default_na=False)
-    if rows.empty:
-        raise DataError("no balanced train rows", path=rows_path, rule="non-empty")
-    return rows

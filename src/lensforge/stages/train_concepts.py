@@ -32,7 +32,9 @@ def run(params: Params, *, root: Path) -> None:
     index = cache.read_index(act_dir)
     concepts = pd.read_csv(paths.under(root, paths.CONCEPT_TABLE), keep_default_na=False)
     negatives = pd.read_csv(paths.under(root, paths.CONCEPT_NEGATIVES), keep_default_na=False)
-    x = cache.read_vectors(act_dir, index)  # (n_prompts, d_model)
+    manifest = cache.read_manifest(act_dir)
+    cache.check_layer(manifest, config.layer, key="train_concepts.layer")
+    x = cache.read_vectors(act_dir, index, layer=config.layer)  # (n_prompts, d_model)
     started, progress = time.perf_counter(), []
     weights, records = pack_training.graduate_concepts(
         x, index, negatives, concepts, config=config, on_group=progress.append
@@ -40,7 +42,10 @@ def run(params: Params, *, root: Path) -> None:
     seconds = time.perf_counter() - started
     card = {
         "train_concepts_params": dataclasses.asdict(config),
-        "layer": params.model.layer,
+        "layer": config.layer,
+        "pooling": manifest["pooling"],
+        "cache_key": manifest["cache_key"],
+        "model_card_sha256": manifest["model_card_sha256"],
         "activation_manifest_sha256": artifacts.file_sha256(
             act_dir / paths.ACTIVATION_MANIFEST_NAME
         ),
