@@ -65,7 +65,7 @@ def write_simplex_inputs(root: Path) -> None:
                 history, paths.train_live_dir(root, simplex, seed), step_key="epoch"
             )
         calibration += [(0.4, 0.35, simplex, 5), (0.7, 0.72, simplex, 9), (0.9, 0.95, simplex, 6)]
-    _write_json(paths.under(root, paths.BALANCE_METRICS), balance)
+    _write_json(paths.under(root, paths.BALANCE_SUMMARY), balance)
     _write_json(paths.under(root, paths.EVALUATE_METRICS), evaluate)
     columns = ["actual", "predicted", "seed"]
     _write_csv(
@@ -93,7 +93,7 @@ def write_adjudication_inputs(root: Path) -> None:
         }
         report[task] = entry
         pairs = [(a, p) for a in classes for p in classes for _ in range(3 if a == p else 1)]
-        path = paths.under(root, paths.EVALUATE_ADJUDICATIONS_PLOTS_DIR) / f"confusion_{task}.csv"
+        path = paths.adjudication_confusion_path(root, task)
         _write_csv(path, pd.DataFrame(pairs, columns=["actual", "predicted"]))
         calibration += [(task, 0.5, 0.45, 4), (task, 0.8, 0.85, 7)]
     _write_json(paths.under(root, paths.EVALUATE_ADJUDICATIONS_METRICS), report)

@@ -40,11 +40,11 @@ def _generate(tiny, texts, **overrides):
 def test_prompt_vectors_are_the_extractors_vectors(tiny, tiny_model_dir, single_torch_thread):
     out = _generate(tiny, TEXTS)
     _, tokenizer = tiny
-    cut = extraction.CutModel(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), 2)
+    cut = extraction.CutModel(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), [2])
     ids = sequences.tokenize(tokenizer, TEXTS, max_length=64).ids
     batch = sequences.pad_batch(ids, pad_id=sequences.pad_id_of(tokenizer))
     with torch.inference_mode():
-        hidden = cut(batch["input_ids"], batch["attention_mask"])
+        hidden = cut(batch["input_ids"], batch["attention_mask"])[2]
     expected = extraction.pool(hidden, batch["attention_mask"], pooling="last")
     assert torch.allclose(out.prompt_vectors, expected, atol=1e-4)
     assert out.prompt_vectors.shape == (5, 32) and out.generated_vectors.shape == (5, 32)
@@ -123,7 +123,7 @@ def test_generated_vectors_are_the_layer_states_of_the_tokens_read_back(
 ):
     model, tokenizer = tiny
     out = _generate(tiny, TEXTS[:2], max_new_tokens=5)
-    cut = extraction.CutModel(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), 2)
+    cut = extraction.CutModel(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), [2])
     prompt_ids = sequences.tokenize(tokenizer, TEXTS[:2], max_length=64).ids
     checked = 0
     for row, prompt in enumerate(prompt_ids):
@@ -134,7 +134,7 @@ def test_generated_vectors_are_the_layer_states_of_the_tokens_read_back(
         text_ids = tokenizer(out.outputs[row], add_special_tokens=False)["input_ids"][:n_read]
         ids = torch.tensor([prompt + text_ids])
         with torch.inference_mode():
-            hidden = cut(ids, torch.ones_like(ids))  # (1, seq, d)
+            hidden = cut(ids, torch.ones_like(ids))[2]  # (1, seq, d)
         expected = hidden[0, len(prompt) : len(prompt) + n_read].mean(dim=0)
         assert torch.allclose(out.generated_vectors[row], expected, atol=1e-4)
     assert checked

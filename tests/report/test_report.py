@@ -135,25 +135,30 @@ def test_layer_sweep_marks_the_best_validation_layer_not_the_best_test_layer(ful
     assert "Best validation macro-F1 at layer 4." in full_report
 
 
-def test_without_the_hook_inputs_their_sections_say_what_is_missing(tmp_path):
-    root = write_report_inputs(tmp_path, layer_sweep=False, data_quality=False)
-    report_stage.run(None, root=root)
-    html = paths.under(root, paths.REPORT_HTML).read_text(encoding="utf-8")
-    assert set(_figures(html)) == expected_figure_ids(layer_sweep=False, data_quality=False)
-    assert f"Not drawn: {paths.LAYER_SWEEP_PLOT.as_posix()} does not exist" in html
-    assert f"Not drawn: {paths.DATA_QUALITY_METRICS.as_posix()} does not exist" in html
-    assert outside_references(html) == []
+@pytest.mark.parametrize(
+    ("changes", "missing"),
+    [
+        ({"layer_sweep": False}, paths.LAYER_SWEEP_PLOT),
+        ({"data_quality": False}, paths.DATA_QUALITY_METRICS),
+    ],
+)
+def test_the_layer_sweep_and_data_quality_sections_are_required(tmp_path, changes, missing):
+    root = write_report_inputs(tmp_path, **changes)
+    with pytest.raises(ArtifactError) as info:
+        report_stage.run(None, root=root)
+    assert missing.as_posix() in str(info.value)
+    assert not paths.under(root, paths.REPORT_HTML).exists()
 
 
 REQUIRED = [
-    paths.BALANCE_METRICS,
+    paths.BALANCE_SUMMARY,
     paths.EVALUATE_METRICS,
     paths.EVALUATE_CONFUSION,
     paths.EVALUATE_F1_BY_SEED,
     paths.EVALUATE_CALIBRATION,
     paths.TRAIN_LIVE_DIR / "warmth" / "seed_1" / "plots" / "metrics" / "val" / "macro_f1.tsv",
     paths.EVALUATE_ADJUDICATIONS_METRICS,
-    paths.EVALUATE_ADJUDICATIONS_PLOTS_DIR / "confusion_stance.csv",
+    paths.EVALUATE_ADJUDICATIONS_CONFUSION_DIR / "stance.csv",
     paths.EVALUATE_ADJUDICATIONS_CALIBRATION,
     paths.EVALUATE_CONCEPTS_METRICS,
     paths.EVALUATE_CONCEPTS_TIERS,

@@ -38,10 +38,12 @@ def docs(raw_docs) -> dict[str, object]:
 
 def _project(root: Path, project_root: Path, docs: dict, **data_params) -> Path:
     """A project folder with params.yaml (``data`` and ``validate`` keys overridden) and the raw
-    files."""
+    files. The synset file is the imbalanced one unless ``synsets`` says otherwise (the broken
+    records below are written into that file)."""
     root.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((project_root / paths.PARAMS).read_text(encoding="utf-8"))
     params["validate"].update(data_params.pop("validate", {}))
+    params["data"]["synsets"] = "imbalanced"
     params["data"].update(data_params)
     (root / paths.PARAMS).write_text(yaml.safe_dump(params), encoding="utf-8")
     raw_dir = root / paths.RAW_DIR

@@ -174,6 +174,3 @@ DATA_QUALITY_DIAGNOSTICS = DATA_QUALITY_DIR / "diagnostics.txt"
 # ---- report (one self-contained HTML page over every branch's metrics)
 REPORTS_DIR = Path("reports")
 REPORT_HTML = REPORTS_DIR / "index.html"
-# Written by the layer-sweep stage (layer, simplex, val/test macro and neutral F1); the report
-# draws it when present. Move this constant to that stage's section once it lands.
-LAYER_SWEEP_PLOT = METRICS_DIR / "layer_sweep.csv"

@@ -130,7 +130,7 @@ SECTIONS: tuple[tuple[str, Reader, Drawer, Hook | None], ...] = (
         "layer-sweep",
         read_layer_sweep,
         draw_layer_sweep,
-        Hook("Layer sweep", paths.LAYER_SWEEP_PLOT, "the layer-sweep stage"),
+        None,
     ),
     ("adjudications", read_adjudications, draw_adjudications, None),
     ("concepts", read_concepts, draw_concepts, None),
@@ -138,7 +138,7 @@ SECTIONS: tuple[tuple[str, Reader, Drawer, Hook | None], ...] = (
         "data-quality",
         read_data_quality,
         draw_data_quality,
-        Hook("Data quality", paths.DATA_QUALITY_METRICS, "the data_quality stage"),
+        None,
     ),
 )
 

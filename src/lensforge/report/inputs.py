@@ -132,8 +132,8 @@ def simplex_tiers(root: Path) -> pd.DataFrame:
 def balance(root: Path) -> tuple[str, pd.DataFrame]:
     """The balancing strategy and one row per simplex and pole: ``n_rows``, ``n_synsets``,
     ``weight`` and the simplex's ``imbalance_ratio``."""
-    path = paths.under(root, paths.BALANCE_METRICS)
-    data = read_mapping(path, what="balance metrics")
+    path = paths.under(root, paths.BALANCE_SUMMARY)
+    data = read_mapping(path, what="balance summary")
     strategy = str(_require(data, "strategy", path=path, what="balance metrics"))
     rows = []
     for simplex, entry in sorted(data.items()):
@@ -197,8 +197,8 @@ def adjudication_scores(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def adjudication_confusion(root: Path, task: str) -> pd.DataFrame:
-    """Test predictions of one task: ``actual``, ``predicted`` (one file per task today)."""
-    path = paths.under(root, paths.EVALUATE_ADJUDICATIONS_PLOTS_DIR) / f"confusion_{task}.csv"
+    """Test predictions of one task, every seed: ``actual``, ``predicted``."""
+    path = paths.adjudication_confusion_path(root, task)
     columns = ("actual", "predicted")
     return read_table(path, columns=columns, what=f"adjudication confusion of {task}")
 

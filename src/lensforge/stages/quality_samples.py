@@ -1,5 +1,6 @@
 """quality_samples stage: quadrants of the concept pack, K concepts each, and what the subject
-model writes for their positive and negative prompts, with its activations at ``model.layer``.
+model writes for their positive and negative prompts, with its activations at the concept lenses'
+layer (``train_concepts.layer``).
 
 ``data/quality/``: ``quadrants.csv`` (every concept of ``concept_prompts.pack_layers``: synsets,
 siblings, quadrant, sampled), ``samples.csv`` (one row per generation: prompt, output text, token
@@ -47,7 +48,10 @@ def run(params: Params, *, root: Path) -> None:
     )
 
     model_dir = paths.under(root, paths.SUBJECT_MODEL_DIR)
-    extraction.validate_layer(params.model.layer, n_layers=subject.read_card(model_dir)["n_layers"])
+    layer = params.train_concepts.layer
+    extraction.validate_layer(
+        layer, n_layers=subject.read_card(model_dir)["n_layers"], key="train_concepts.layer"
+    )
     compute = extraction.COMPUTE_DTYPES[params.activations.compute_dtype]
     loaded = subject.load_for_extraction(model_dir, dtype=compute)
     started = time.perf_counter()
@@ -55,7 +59,7 @@ def run(params: Params, *, root: Path) -> None:
         loaded.model,
         loaded.tokenizer,
         samples["prompt"].tolist(),
-        layer=params.model.layer,
+        layer=layer,
         max_new_tokens=config.max_new_tokens,
         max_length=params.activations.max_length,
         batch_size=config.batch_size,
@@ -68,7 +72,7 @@ def run(params: Params, *, root: Path) -> None:
     samples = samples.assign(output=out.outputs, n_tokens=out.n_tokens, stopped=out.stopped)
     card = {
         "model_card_sha256": artifacts.file_sha256(model_dir / paths.MODEL_CARD_NAME),
-        "layer": params.model.layer,
+        "layer": layer,
         "pooling": params.activations.pooling,
         "compute_dtype": params.activations.compute_dtype,
         "max_length": params.activations.max_length,
