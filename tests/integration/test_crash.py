@@ -226,6 +226,7 @@ def write_big_pool(root: Path, n_prompts: int) -> None:
             "simplex": "taste",
             "pole": [poles[i % 3] for i in range(n_prompts)],
             "label": [i % 3 for i in range(n_prompts)],
+            "poles": [poles[i % 3] for i in range(n_prompts)],
             "synset_key": [f"syn{i}" for i in range(n_prompts)],
             "group": [f"syn{i}" for i in range(n_prompts)],
             "kind": "definitional",
@@ -253,7 +254,8 @@ def activations_root(root: Path, project_root: Path, model_dir: Path) -> params_
 def load_cache(act_dir: Path) -> None:
     index, manifest = cache.read_index(act_dir), cache.read_manifest(act_dir)
     assert manifest["shards"] == sorted(set(index["shard"]))
-    vectors = cache.read_vectors(act_dir, index, layer=2)  # (n_prompts, d_model): opens every shard
+    layer = manifest["layers"][0]  # the previous version caches another layer
+    vectors = cache.read_vectors(act_dir, index, layer=layer)  # (n_prompts, d_model): every shard
     assert vectors.shape[0] == len(index) == manifest["n_prompts"]
     names = {paths.ACTIVATION_INDEX_NAME, paths.ACTIVATION_MANIFEST_NAME, *manifest["shards"]}
     assert {p.name for p in act_dir.iterdir()} == names

@@ -70,10 +70,16 @@ def tiny_params(project_root: Path, *, model_dir: Path, encoder_dir: Path) -> di
     encoder, several activation shards, two lens seeds, few adjudication items."""
     raw = yaml.safe_load((project_root / paths.PARAMS).read_text(encoding="utf-8"))
     raw["data"]["simplexes"] = ["taste_development"]
-    raw["model"].update({"source": "hf", "name_or_path": str(model_dir), "layer": 2})
+    raw["model"].update({"source": "hf", "name_or_path": str(model_dir), "layers": [1, 2]})
+    raw["train"]["layer"] = 2
+    raw["train_concepts"]["layer"] = 2
     raw["activations"].update({"batch_size": 16, "shard_size": 256})
     raw["train"].update({"seeds": [0, 1], "max_epochs": 6, "patience": 3})
     raw["concept_prompts"].update({"pack_layers": [0, 1], "per_concept": 8})
+    raw["quality_samples"].update({"per_quadrant": 2, "n_positive": 3, "n_negative": 3})
+    raw["quality_samples"]["max_new_tokens"] = 6
+    raw["data_quality"].update({"n_bootstrap": 200})
+    raw["data_quality"]["judge"]["calibration_concepts"] = 100
     return tiny_adjudication_params(raw, encoder_dir)
 
 
@@ -130,9 +136,10 @@ def two_runs(tmp_path_factory, project_root, tiny_model_dir, tiny_encoder_dir) -
 
 def test_the_chain_covers_every_stage_that_has_outputs(project_root):
     assert list(output_stages(project_root)) == [
-        "prompts", "subject_model", "activations", "balance", "train",
+        "prompts", "subject_model", "activations", "balance", "train", "evaluate", "layer_sweep",
         "import_adjudications", "adjudicate", "finetune",
         "concept_prompts", "concept_activations", "train_concepts", "lens_pack",
+        "quality_samples", "data_quality", "report",
     ]  # fmt: skip
 
 
