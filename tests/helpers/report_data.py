@@ -44,6 +44,7 @@ def write_simplex_inputs(root: Path) -> None:
             f"{simplex}/test_tier": "C",
             f"{simplex}/macro_f1_mean": 0.7 - 0.1 * k,
             f"{simplex}/macro_f1_std": 0.02,
+            f"{simplex}/set/macro_f1_mean": 0.75 - 0.1 * k,  # not a simplex of its own
             f"{simplex}/n_catastrophic": k,
             f"{simplex}/n_seeds": len(SEEDS),
         }

@@ -112,7 +112,7 @@ def simplex_tiers(root: Path) -> pd.DataFrame:
     """One row per simplex of metrics/evaluate.json (flat ``<simplex>/<key>``) with TIER_KEYS."""
     path = paths.under(root, paths.EVALUATE_METRICS)
     data = read_mapping(path, what="evaluate metrics")
-    suffix = "/macro_f1_mean"
+    suffix = "/test_tier"  # one per simplex (``.../set/macro_f1_mean`` is not a simplex)
     simplexes = sorted(key[: -len(suffix)] for key in data if key.endswith(suffix))
     if not simplexes:
         raise ArtifactError(
