@@ -14,18 +14,14 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from accelerate import Accelerator
 
 from lensforge.activations import cache
-from lensforge.core import metrics
 from lensforge.core.params import TrainParams
-from lensforge.lenses import models, training
-from lensforge.lenses.hatcat import POLES
+from lensforge.lenses import training
 
-NEUTRAL = POLES.index("neutral")
 COLUMNS = [
     "layer",
     "simplex",
@@ -38,11 +34,11 @@ COLUMNS = [
 ]
 
 
-def _scores(lens: torch.nn.Module, x: torch.Tensor, y: np.ndarray) -> tuple[float, float]:
-    """Macro-F1 and neutral F1 of ``lens`` on features ``x`` (n, d_model) and labels ``y``."""
-    pred = models.pole_probabilities(lens, x).argmax(dim=1).numpy()
-    f1 = metrics.per_class_scores(y, pred, n_classes=len(POLES))["f1"]
-    return float(np.mean(f1)), float(f1[NEUTRAL])
+def _scores(lens, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Macro-F1 and neutral F1 of ``lens`` on features ``x`` (n, d_model) and labels ``y``, as
+    the trainer scores its validation rows (``training.validation_scores``)."""
+    scores = training.validation_scores(lens, x, y)
+    return scores["val/macro_f1"], scores["val/f1_neutral"]
 
 
 def sweep(
@@ -60,21 +56,25 @@ def sweep(
     index as ``overlap.labelled_rows`` returns it; ``rows`` the balanced train rows."""
     seed = config.seeds[0]
     records = []
-    for layer in layers:
-        layer_config = dataclasses.replace(config, layer=layer, seeds=(seed,))
-        for simplex in pd.unique(rows["simplex"]):
-            inputs = training.fit_inputs(act_dir, rows, index, simplex, layer=layer)
-            result = training.fit(**inputs, config=layer_config, seed=seed, accelerator=accelerator)
-            test = index[(index["simplex"] == simplex) & (index["split"] == "test")]
-            test_x = cache.read_vectors(act_dir, test, layer=layer)  # (n_test, d_model)
-            val_macro, val_neutral = _scores(result.lens, inputs["val_x"], inputs["val_y"].numpy())
-            test_macro, test_neutral = _scores(result.lens, test_x, test["label"].to_numpy())
-            records.append(
-                (layer, simplex, seed, val_macro, test_macro, val_neutral, test_neutral,
-                 result.best_epoch)
-            )  # fmt: skip
-        if on_layer is not None:
-            on_layer(layer)
+    with training.single_thread():
+        for layer in layers:
+            layer_config = dataclasses.replace(config, layer=layer, seeds=(seed,))
+            for simplex in pd.unique(rows["simplex"]):
+                inputs = training.fit_inputs(act_dir, rows, index, simplex, layer=layer)
+                result = training.fit(
+                    **inputs, config=layer_config, seed=seed, accelerator=accelerator
+                )
+                test = index[(index["simplex"] == simplex) & (index["split"] == "test")]
+                test_x = cache.read_vectors(act_dir, test, layer=layer)  # (n_test, d_model)
+                test_y = torch.as_tensor(test["label"].to_numpy())
+                val_macro, val_neutral = _scores(result.lens, inputs["val_x"], inputs["val_y"])
+                test_macro, test_neutral = _scores(result.lens, test_x, test_y)
+                records.append(
+                    (layer, simplex, seed, val_macro, test_macro, val_neutral, test_neutral,
+                     result.best_epoch)
+                )  # fmt: skip
+            if on_layer is not None:
+                on_layer(layer)
     return pd.DataFrame(records, columns=COLUMNS)
 
 

@@ -18,8 +18,10 @@ updating in place, and "restore best" would silently return the last epoch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -261,15 +263,26 @@ def fit_inputs(
     }
 
 
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run the block with one torch intra-op thread, then restore the previous count.
+
+    A lens step is a few hundred kFLOP: a second intra-op thread makes it 5-20x slower on
+    2 cores (measured ~1 ms vs 8-37 ms per step), so lenses train single-threaded per process.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def fit_all(act_dir: Path, rows, index, *, config: TrainParams, accelerator) -> tuple[dict, dict]:
     """Fit every (simplex, seed) lens; returns results and seconds keyed by (simplex, seed)."""
     runs = [(s, seed) for s in pd.unique(rows["simplex"]) for seed in config.seeds]
     data, results, seconds = {}, {}, {}
-    threads = torch.get_num_threads()
-    # A lens step is a few hundred kFLOP: a second intra-op thread makes it 5-20x slower on
-    # 2 cores (measured ~1 ms vs 8-37 ms per step), so lenses train single-threaded per process.
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         for simplex, seed in tqdm(
             runs, desc="train lenses", unit="lens", disable=not accelerator.is_main_process
         ):
@@ -280,8 +293,6 @@ def fit_all(act_dir: Path, rows, index, *, config: TrainParams, accelerator) -> 
                 **data[simplex], config=config, seed=seed, accelerator=accelerator
             )
             seconds[simplex, seed] = time.perf_counter() - start
-    finally:
-        torch.set_num_threads(threads)
     return results, seconds
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from lensforge.activations import cache
@@ -34,16 +33,11 @@ def run(params: Params, *, root: Path) -> None:
     )
     layers = cache.read_manifest(act_dir)["layers"]
     accelerator = runtime.make_accelerator()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # lens steps are tiny: one thread is fastest (see training.fit_all)
-    try:
-        with tqdm(total=len(layers), desc="layer sweep", unit="layer") as bar:
-            table = sweep.sweep(
-                act_dir, rows, index, layers=layers, config=params.train,
-                accelerator=accelerator, on_layer=lambda _: bar.update(1),
-            )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    with tqdm(total=len(layers), desc="layer sweep", unit="layer") as bar:
+        table = sweep.sweep(
+            act_dir, rows, index, layers=layers, config=params.train,
+            accelerator=accelerator, on_layer=lambda _: bar.update(1),
+        )  # fmt: skip
     summary = sweep.best_layers(table)
     artifacts.write_csv(paths.under(root, paths.LAYER_SWEEP_PLOT), table)
     with artifacts.atomic_dir(paths.under(root, paths.LAYER_SWEEP_PLOTS_DIR)) as plots_dir:
