@@ -66,7 +66,7 @@ def sweep(
                 )
                 test = index[(index["simplex"] == simplex) & (index["split"] == "test")]
                 test_x = cache.read_vectors(act_dir, test, layer=layer)  # (n_test, d_model)
-                test_y = torch.as_tensor(test["label"].to_numpy())
+                test_y = torch.as_tensor(test["label"].to_numpy(copy=True))
                 val_macro, val_neutral = _scores(result.lens, inputs["val_x"], inputs["val_y"])
                 test_macro, test_neutral = _scores(result.lens, test_x, test_y)
                 records.append(
