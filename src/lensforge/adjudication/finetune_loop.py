@@ -31,9 +31,9 @@ from accelerate.utils import gather_object, set_seed
 from torch import nn
 from tqdm import tqdm
 
-from lensforge.adjudication import encoders, multitask
+from lensforge.adjudication import encoders
 from lensforge.adjudication.tasks import NO_LABEL, TaskClasses, label_ids
-from lensforge.core import metrics, runtime, sequences, splits
+from lensforge.core import metrics, multitask, runtime, sequences, splits
 from lensforge.core.early_stopping import EarlyStopping
 from lensforge.core.errors import DataError
 from lensforge.core.params import FinetuneParams

@@ -26,9 +26,8 @@ import pandas as pd
 
 from lensforge.core import artifacts
 from lensforge.core.errors import ArtifactError, ParamsError
+from lensforge.core.multitask import NO_LABEL  # the branch reads it from here
 from lensforge.core.params import AdjudicationTaskParams, FinetuneParams
-
-NO_LABEL = -1  # label id of a row without a label for a task
 
 TaskClasses = Mapping[str, Sequence[str]]
 

@@ -12,9 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lensforge.adjudication import multitask
-from lensforge.adjudication.tasks import NO_LABEL
-from lensforge.core import runtime
+from lensforge.core import multitask, runtime
+from lensforge.core.multitask import NO_LABEL
 from tests.helpers import tiny_encoder
 
 tiny_encoder_dir = tiny_encoder.tiny_encoder_dir
@@ -290,4 +289,109 @@ def test_shares_of_a_batch_over_processes_give_one_process_gradient_and_losses(n
         torch.testing.assert_close(rank["scale"], one["scale"], atol=1e-6, rtol=1e-5)
     for name, value in one["parts"].items():
         merged = torch.stack([r["parts"][name] for r in ranks]).mean()
+        assert merged.item() == pytest.approx(value.item(), rel=1e-5, abs=1e-6), name
+
+
+def _dense_objective(method: str, **overrides) -> multitask.MultiTaskObjective:
+    tasks = {
+        "cls": {"gamma": 0.0, "label_smoothing": 0.0, "class_weights": None, "task_weight": 1.0},
+        "span": {"kind": "bce", "label_smoothing": 0.1, "task_weight": 2.0},
+        "countdown": {"kind": "huber", "delta": 1.0, "task_weight": 0.5},
+    }
+    options = {
+        "method": method,
+        "normalize": False,
+        "normalize_momentum": 0.9,
+        "log_var_min": -2.0,
+        "log_var_max": 2.0,
+        "rdrop_alpha": 0.0,
+    }
+    return multitask.MultiTaskObjective(tasks, **{**options, **overrides})
+
+
+def test_dense_kinds_equal_torch_losses_over_the_labelled_elements_only():
+    z = torch.tensor([[0.5, -1.0, 2.0], [0.0, 3.0, -0.5]])
+    y = torch.tensor([[1.0, 0.0, float("nan")], [0.0, 1.0, 1.0]])
+    keep = ~torch.isnan(y)
+    smoothed = y[keep] * 0.9 + 0.05
+    expected = F.binary_cross_entropy_with_logits(z[keep], smoothed)
+    got = multitask.dense_loss(z, y, kind="bce", label_smoothing=0.1)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    targets = torch.tensor([[3.0, float("nan"), -4.0], [0.2, 0.0, float("nan")]])
+    keep = ~torch.isnan(targets)
+    expected = F.huber_loss(z[keep], targets[keep], delta=1.0)
+    assert multitask.dense_loss(z, targets, kind="huber").item() == pytest.approx(expected.item())
+    nothing = torch.full_like(z, float("nan"))
+    zero = multitask.dense_loss(z.requires_grad_(True), nothing, kind="huber")
+    assert zero.item() == 0.0 and zero.requires_grad
+
+
+def test_fixed_weights_apply_to_dense_and_class_tasks_and_every_part_is_logged():
+    objective = _dense_objective("fixed")
+    logits = {"cls": torch.randn(2, 3), "span": torch.randn(2, 4), "countdown": torch.randn(2, 4)}
+    labels = {
+        "cls": torch.tensor([0, 2]),
+        "span": torch.tensor([[0.0, 1.0, 1.0, 0.0], [0.0] * 4]),
+        "countdown": torch.tensor([[2.0, 1.0, 0.0, -1.0], [float("nan")] * 4]),
+    }
+    total, parts = objective(logits, labels)
+    span = multitask.dense_loss(logits["span"], labels["span"], kind="bce", label_smoothing=0.1)
+    countdown = multitask.dense_loss(logits["countdown"], labels["countdown"], kind="huber")
+    assert parts["span/loss"].item() == pytest.approx(span.item())
+    assert parts["countdown/weighted"].item() == pytest.approx(0.5 * countdown.item())
+    expected = F.cross_entropy(logits["cls"], labels["cls"]) + 2.0 * span + 0.5 * countdown
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_an_unknown_loss_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown loss kind"):
+        multitask.MultiTaskObjective(
+            {"x": {"kind": "mse", "task_weight": 1.0}},
+            method="fixed",
+            normalize=False,
+            normalize_momentum=0.9,
+            log_var_min=-1.0,
+            log_var_max=1.0,
+            rdrop_alpha=0.0,
+        )
+
+
+@pytest.mark.parametrize("n_rows", [5, 2])
+def test_dense_tasks_over_processes_give_one_process_gradient(n_rows):
+    """Per-element denominators are global too: 3 thread 'processes' (one share may be empty)
+    average to one process's gradient and logged parts, with NaN targets masked."""
+    n_processes, length = 3, 4
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(n_rows, length, 2, generator=generator)  # (n, L, 2)
+    weight = torch.randn(2, 3, generator=generator)
+    span = (torch.rand(n_rows, length, generator=generator) > 0.5).float()
+    countdown = torch.randn(n_rows, length, generator=generator) * 5
+    countdown[0] = float("nan")
+    labels = {"cls": torch.tensor([0, 2, NO_LABEL, 1, 1])[:n_rows], "span": span}
+    labels["countdown"] = countdown
+    base = _dense_objective("uncertainty", normalize=True)
+    base.train()
+
+    def step(objective, rows):
+        w = weight.clone().requires_grad_(True)
+        h = x[rows] @ w  # (m, L, 3)
+        logits = {"cls": h.mean(dim=1), "span": h[..., 0], "countdown": h[..., 1] * 3}
+        total, parts = objective(logits, {t: y[rows] for t, y in labels.items()})
+        total.backward()
+        return w.grad, parts
+
+    one_grad, one_parts = step(copy.deepcopy(base), torch.arange(n_rows))
+    collective = _ThreadSum(n_processes)
+
+    def process(rank: int):
+        objective = copy.deepcopy(base)
+        objective.distribute(collective.for_rank(rank), n_processes=n_processes)
+        return step(objective, torch.arange(n_rows)[rank::n_processes])
+
+    with ThreadPoolExecutor(n_processes) as pool:
+        ranks = [f.result() for f in [pool.submit(process, r) for r in range(n_processes)]]
+    grads = torch.stack([grad for grad, _ in ranks]).mean(dim=0)
+    torch.testing.assert_close(grads, one_grad, atol=1e-6, rtol=1e-5)
+    for name, value in one_parts.items():
+        merged = torch.stack([parts[name] for _, parts in ranks]).mean()
         assert merged.item() == pytest.approx(value.item(), rel=1e-5, abs=1e-6), name

@@ -1,7 +1,8 @@
-"""The imbalance and multi-task toolkit of the adjudication classifier, pure torch.
+"""The one multi-task objective of lensforge, with the imbalance toolkit, pure torch.
 
-The schemes come from two earlier experiments (README, Background): the multi-task classifier
-on imbalanced adjudicated labels, and the multi-task model that a loss-scale mismatch collapsed.
+The adjudication classifier and the span model both train with ``MultiTaskObjective``. The schemes
+come from two earlier experiments (README, Background): the multi-task classifier on imbalanced
+adjudicated labels, and the multi-task model that a loss-scale mismatch collapsed.
 
 - ``class_weights``: the imbalanced-labels experiment's scheme: balanced base weight
   n / (k * count_c), times a per-class multiplier, capped (``min(w, cap)``).
@@ -11,10 +12,14 @@ on imbalanced adjudicated labels, and the multi-task model that a loss-scale mis
 - ``task_loss``: cross-entropy or focal loss on label-smoothed targets with class weights,
   per row sum_c q_c w_c (1 - p_c)^gamma (-log p_c), reduced as sum / sum_i w_{y_i}; at gamma 0 this
   is exactly ``F.cross_entropy(weight=w, label_smoothing=eps)``. Rows whose label is
-  ``tasks.NO_LABEL`` (the task has no label for them) are masked out.
+  ``NO_LABEL`` (the task has no label for them) are masked out.
+- Dense tasks (one target per element, e.g. per bar of a window): ``bce`` (binary cross-entropy
+  with logits against soft targets in [0, 1], optionally smoothed toward 0.5) and ``huber``
+  (regression, ``delta``); a NaN target is "no label" and is masked out. Their loss is the sum over
+  labelled elements divided by the count of labelled elements.
 - ``MultiTaskObjective``: the masked multi-task loss. Task weighting ``fixed`` (a weight per task)
   or ``uncertainty`` (Kendall et al. 2018, classification form: exp(-s_t) L_t + s_t / 2 with a
-  learned log-variance s_t, clamped to [log_var_min, log_var_max] so no task is weighted away or
+  learned log-variance s_t (one form for every task kind), clamped to [log_var_min, log_var_max] so no task is weighted away or
   blown up); optional per-task normalisation by a running mean of the task's own loss (the
   loss-scale experiment found that uncertainty weighting cannot undo a 10x scale mismatch); R-Drop's
   symmetric KL between two dropout passes. It returns every component, raw and weighted, for
@@ -34,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lensforge.adjudication.tasks import NO_LABEL
+NO_LABEL = -1  # label id of a row without a label for a (class) task
+KINDS = ("ce", "bce", "huber")  # class labels; dense soft-binary targets; dense regression targets
 
 
 def class_weights(
@@ -123,6 +129,40 @@ def label_weight_sum(labels: torch.Tensor, weight: torch.Tensor | None) -> torch
     return weight.float()[labels[keep]].sum()
 
 
+def dense_loss(
+    outputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    kind: str,
+    label_smoothing: float = 0.0,
+    delta: float = 1.0,
+    denominator: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``bce`` or ``huber`` loss over the labelled elements (NaN target = no label), summed and
+    divided by their count (or ``denominator``: the global count under data parallelism).
+    Returns 0 (still attached to the graph) when nothing is labelled."""
+    keep = ~torch.isnan(targets)
+    if not bool(keep.any()):
+        return outputs.sum() * 0.0
+    z, y = outputs[keep].float(), targets[keep].float()  # (m,), (m,)
+    if kind == "bce":
+        y = y * (1 - label_smoothing) + label_smoothing / 2
+        per_element = F.binary_cross_entropy_with_logits(z, y, reduction="none")
+    elif kind == "huber":
+        per_element = F.huber_loss(z, y, reduction="none", delta=delta)
+    else:
+        raise ValueError(f"unknown dense loss kind {kind!r}")
+    count = keep.sum().float() if denominator is None else denominator
+    return per_element.sum() / count
+
+
+def labelled_count(labels: torch.Tensor, *, kind: str) -> torch.Tensor:
+    """Labelled rows (``ce``: label != NO_LABEL) or elements (dense kinds: target not NaN)."""
+    if kind == "ce":
+        return (labels != NO_LABEL).sum().float()
+    return (~torch.isnan(labels)).sum().float()
+
+
 def rdrop_kl(
     logits_a: torch.Tensor,
     logits_b: torch.Tensor,
@@ -150,7 +190,9 @@ class MultiTaskObjective(nn.Module):
     """Masked multi-task loss with fixed or clamped-uncertainty task weights (module doc).
 
     ``tasks`` maps task name -> dict with ``gamma``, ``label_smoothing``, ``class_weights``
-    (list or None) and ``task_weight``. ``forward`` returns the total and a dict of detached
+    (list or None) and ``task_weight``, and optionally ``kind`` (``ce`` when absent; ``bce`` and
+    ``huber`` read ``label_smoothing`` and ``delta``; class weights, gamma and R-Drop are ``ce``
+    only). ``forward`` returns the total and a dict of detached
     components: ``<task>/loss`` (raw), ``<task>/weighted`` (effective weight x normalised loss),
     ``<task>/weight`` (effective weight), ``<task>/log_var``, ``uncertainty_reg``, ``rdrop``.
     """
@@ -170,14 +212,17 @@ class MultiTaskObjective(nn.Module):
         if method not in ("fixed", "uncertainty"):
             raise ValueError(f"unknown task weighting {method!r}")
         self.task_names = list(tasks)
-        self.configs = {name: dict(cfg) for name, cfg in tasks.items()}
+        self.configs = {name: {"kind": "ce", **cfg} for name, cfg in tasks.items()}
+        for name, cfg in self.configs.items():
+            if cfg["kind"] not in KINDS:
+                raise ValueError(f"task {name!r}: unknown loss kind {cfg['kind']!r}")
         self.method = method
         self.normalize = normalize
         self.momentum = normalize_momentum
         self.log_var_range = (log_var_min, log_var_max)
         self.rdrop_alpha = rdrop_alpha
         for name, cfg in self.configs.items():
-            weights = cfg["class_weights"]
+            weights = cfg.get("class_weights")
             self.register_buffer(
                 f"class_weight_{name}",
                 None if weights is None else torch.tensor(weights, dtype=torch.float32),
@@ -241,15 +286,27 @@ class MultiTaskObjective(nn.Module):
         class_weights = [getattr(self, f"class_weight_{name}") for name in self.task_names]
         local = torch.stack(
             [
-                torch.stack([label_weight_sum(labels[n], w), label_weight_sum(labels[n], None)])
+                torch.stack([self._weight_sum(n, labels[n], w), self._count(n, labels[n])])
                 for n, w in zip(self.task_names, class_weights, strict=True)
             ]
-        )  # (n_tasks, 2): sum of class weights and count of the labelled rows
+        )  # (n_tasks, 2): sum of class weights (dense: count) and count of the labelled rows
         shared = self._per_process(local)  # (n_tasks, 2)
         denominators, counts = shared.clamp(min=1e-12).unbind(dim=1)
         raws, rdrop = [], log_vars.sum() * 0.0
         for i, name in enumerate(self.task_names):
             cfg, y = self.configs[name], labels[name]
+            if cfg["kind"] != "ce":
+                raws.append(
+                    dense_loss(
+                        logits[name],
+                        y,
+                        kind=cfg["kind"],
+                        label_smoothing=float(cfg.get("label_smoothing", 0.0)),
+                        delta=float(cfg.get("delta", 1.0)),
+                        denominator=denominators[i],
+                    )
+                )
+                continue
             kwargs = {
                 "gamma": float(cfg["gamma"]),
                 "label_smoothing": float(cfg["label_smoothing"]),
@@ -287,6 +344,14 @@ class MultiTaskObjective(nn.Module):
         parts["rdrop"] = (self.rdrop_alpha * rdrop).detach()
         parts["total"] = total.detach()
         return total, parts
+
+    def _weight_sum(self, name: str, labels: torch.Tensor, weight: torch.Tensor | None):
+        if self.configs[name]["kind"] == "ce":
+            return label_weight_sum(labels, weight)
+        return labelled_count(labels, kind=self.configs[name]["kind"])
+
+    def _count(self, name: str, labels: torch.Tensor) -> torch.Tensor:
+        return labelled_count(labels, kind=self.configs[name]["kind"])
 
     def _scale_value(self, i: int) -> torch.Tensor:
         if not self.normalize or self.loss_scale[i] <= 0:
