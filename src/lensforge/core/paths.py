@@ -174,3 +174,34 @@ DATA_QUALITY_DIAGNOSTICS = DATA_QUALITY_DIR / "diagnostics.txt"
 # ---- report (one self-contained HTML page over every branch's metrics)
 REPORTS_DIR = Path("reports")
 REPORT_HTML = REPORTS_DIR / "index.html"
+
+
+# Span model (research note 004 on real price bars).
+SPANS_DATA_DIR = Path("data/spans")
+SPAN_WINDOWS = SPANS_DATA_DIR / "windows.safetensors"  # features, labels per window
+SPAN_WINDOW_INDEX = SPANS_DATA_DIR / "windows.csv"  # one row per window: instrument, split, times
+SPAN_FEATURES = SPANS_DATA_DIR / "features.json"  # feature names, label rule, per instrument facts
+SPAN_BARS_DIR = SPANS_DATA_DIR / "bars"  # per instrument: bars, features, ratio, expansion flag
+SPAN_PROVENANCE = SPANS_DATA_DIR / "PROVENANCE.md"
+WINDOWS_METRICS = METRICS_DIR / "windows.json"
+
+SPAN_MODELS_DIR = Path("models/spans")
+SPAN_WEIGHTS_NAME = "model.safetensors"
+SPAN_CARD_NAME = "card.json"
+TRAIN_SPANS_METRICS = METRICS_DIR / "train_spans.json"
+TRAIN_SPANS_LIVE_DIR = Path("metrics/train_spans")  # per seed, dvclive-format curves
+
+EVALUATE_SPANS_METRICS = METRICS_DIR / "evaluate_spans.json"
+EVALUATE_SPANS_PLOTS_DIR = Path("metrics/evaluate_spans")
+EVALUATE_SPANS_WINDOWS_PLOT = EVALUATE_SPANS_PLOTS_DIR / "windows.csv"  # bar, true, predicted
+EVALUATE_SPANS_LOSS_SHARE_PLOT = EVALUATE_SPANS_PLOTS_DIR / "loss_share.csv"  # epoch, task, share
+
+
+def span_model_dir(root: Path, seed: int) -> Path:
+    """Folder of one seed's span model."""
+    return under(root, SPAN_MODELS_DIR) / f"seed_{seed}"
+
+
+def train_spans_live_dir(root: Path, seed: int) -> Path:
+    """Curves of one seed's span training."""
+    return under(root, TRAIN_SPANS_LIVE_DIR) / f"seed_{seed}"
