@@ -21,11 +21,17 @@ that fails prints the reason (e.g. a pole left without train synsets).
 from __future__ import annotations
 
 import argparse
-import json
-import re
-import subprocess
 import sys
-import time
+
+from dvc_queue import (
+    experiments,
+    failure_reason,
+    metrics_of,
+    parse_base,
+    queue,
+    run_queue,
+    statuses,
+)
 
 POLES = ("negative", "neutral", "positive")
 SIMPLEXES = ("taste_development", "social_evaluation", "threat_perception")
@@ -63,69 +69,6 @@ GROUPS = {
         "ortho_weight-0.1": {"train.loss.ortho_weight": "0.1"},
     },
 }
-TASK_LINE = re.compile(r"^\w+\s+(\S+)\s+.*\s(Queued|Running|Success|Failed)\s*$", re.M)
-
-
-def dvc(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["dvc", *args], capture_output=True, text=True, check=check)
-
-
-def parse_base(text: str) -> dict[str, str]:
-    pairs = [item.split("=", 1) for item in text.split(",") if item]
-    if any(len(pair) != 2 for pair in pairs):
-        sys.exit(f"--base must be key=value[,key=value...], got {text!r}")
-    return dict(pairs)
-
-
-def queue(trials: dict[str, dict[str, str]], base: dict[str, str]) -> None:
-    for name, changes in trials.items():
-        settings = {**base, **changes}
-        args = ["exp", "run", "--queue", "evaluate", "-n", PREFIX + name]
-        for key, value in settings.items():
-            args += ["-S", f"{key}={value}"]
-        dvc(*args)
-        print(f"queued {PREFIX}{name}: {settings or 'params.yaml'}", file=sys.stderr)
-
-
-def statuses() -> dict[str, str]:
-    return dict(TASK_LINE.findall(dvc("queue", "status").stdout))
-
-
-def run_queue(names: list[str]) -> float:
-    """Start one worker and wait until every named trial succeeded or failed; seconds taken."""
-    started = time.monotonic()
-    with open(".dvc/tmp/lens_quality_queue.log", "w") as log:
-        subprocess.run(["dvc", "queue", "start", "-j", "1"], stdout=log, stderr=log, check=True)
-    done: set[str] = set()
-    while True:
-        current = statuses()
-        for name in names:
-            if current.get(name) in ("Success", "Failed") and name not in done:
-                done.add(name)
-                elapsed = time.monotonic() - started
-                print(f"{name}: {current[name]} after {elapsed:.0f} s", file=sys.stderr)
-        if len(done) == len(names):
-            return time.monotonic() - started
-        time.sleep(10)
-
-
-def experiments() -> dict[str, dict]:
-    """Experiment name -> its ``data`` (params, metrics) from ``dvc exp show --json``."""
-    shown = json.loads(dvc("exp", "show", "--json", "--all-commits").stdout)
-    found = {}
-    for commit in shown:
-        for experiment in commit.get("experiments") or []:
-            for rev in experiment["revs"]:
-                found[rev["name"]] = rev["data"]
-    return found
-
-
-def failure_reason(name: str) -> str:
-    logs = dvc("queue", "logs", name, check=False)
-    lines = (logs.stdout + logs.stderr).splitlines()
-    ours = [line.split("error:", 1)[1].strip() for line in lines if "lensforge: error:" in line]
-    errors = ours or [line.split("ERROR", 1)[1].strip(": ") for line in lines if "ERROR" in line]
-    return errors[-1][:200] if errors else "failed (no log)"
 
 
 def fmt(metrics: dict, key: str) -> str:
@@ -151,9 +94,7 @@ def table(names: list[str], found: dict[str, dict], status: dict[str, str]) -> l
     )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in names:
-        data = found.get(name)
-        metrics_file = ((data or {}).get("metrics") or {}).get("metrics/evaluate.json") or {}
-        scores = metrics_file.get("data")
+        scores = metrics_of(found.get(name), "metrics/evaluate.json")
         if status.get(name) != "Success" or not scores:
             # a failed trial shows its reason, never the metrics of the commit it started from
             reason = failure_reason(name) if status.get(name) == "Failed" else "not run"
@@ -198,8 +139,12 @@ def main() -> None:
     names = [PREFIX + name for name in trials]
     seconds = None
     if not args.show_only:
-        queue(trials, parse_base(args.base))
-        seconds = run_queue(names)
+        queue(
+            {PREFIX + name: changes for name, changes in trials.items()},
+            parse_base(args.base),
+            target="evaluate",
+        )
+        seconds = run_queue(names, log_name="lens_quality_queue")
     print(f"group {args.group}, base: {args.base or 'params.yaml'}")
     print("test split; mean ± sample std over seeds; tiers: val = validation macro-F1 (selection)")
     print("\n".join(table(names, experiments(), statuses())))
