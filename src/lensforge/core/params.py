@@ -734,6 +734,7 @@ class SpanEncoderParams:
     n_layers: int
     kernel: int
     dropout: float
+    causal: bool
 
     def __post_init__(self):
         _check_range(self.dropout, 0.0, 0.9, "train_spans.encoder.dropout")

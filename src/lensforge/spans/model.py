@@ -3,8 +3,13 @@
 Input: a window of bar features (n, L, F), standardised inside the model by the training split's
 per-feature mean and standard deviation (buffers, so they travel with the weights). Encoder
 (``train_spans.encoder.kind``): ``conv``, residual blocks of dilated 1-D convolutions (dilation 1,
-2, 4, ...: the receptive field grows with depth) or ``gru``, a bidirectional GRU. Both see the whole
-window: the model detects spans inside a window whose features only read bars up to each bar.
+2, 4, ...: the receptive field grows with depth) or ``gru``. ``encoder.causal`` decides what a
+position reads. ``false``: the whole window (centred convolutions, a bidirectional GRU): the
+model *detects* spans in a window of history, and since a bar's label is the volatility of the
+next k bars, bars after it inside the window carry its label. ``true``: only positions <= i
+(left-padded convolutions, a forward GRU): every per-bar output is a *forecast* from bars up to
+that bar, as a live system would have to make it. Bar features only read bars up to their own
+bar either way.
 Heads: ``class`` (n, 3) logits from the mean and max over positions; ``pointers`` (n, 2, L) start
 and end logits over positions; ``span`` (n, L) membership logits; ``countdown`` (n, L) regression
 in the scaled units of ``countdown_scale``.
@@ -58,18 +63,23 @@ class SpanModelConfig:
     n_layers: int
     kernel: int
     dropout: float
+    causal: bool
 
 
 class _ConvBlock(nn.Module):
-    def __init__(self, hidden: int, *, kernel: int, dilation: int):
+    """Dilated convolution + GELU, residual, layer norm. Centred, or causal (padding on the
+    left only: position i reads positions <= i)."""
+
+    def __init__(self, hidden: int, *, kernel: int, dilation: int, causal: bool):
         super().__init__()
-        self.conv = nn.Conv1d(
-            hidden, hidden, kernel, padding=dilation * (kernel // 2), dilation=dilation
-        )
+        reach = dilation * (kernel - 1)
+        self.padding = (reach, 0) if causal else (reach // 2, reach - reach // 2)
+        self.conv = nn.Conv1d(hidden, hidden, kernel, dilation=dilation)
         self.norm = nn.LayerNorm(hidden)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # (n, L, hidden)
-        out = self.conv(h.transpose(1, 2)).transpose(1, 2)  # (n, L, hidden)
+        padded = torch.nn.functional.pad(h.transpose(1, 2), self.padding)  # (n, hidden, L + reach)
+        out = self.conv(padded).transpose(1, 2)  # (n, L, hidden)
         return self.norm(h + torch.nn.functional.gelu(out))
 
 
@@ -85,15 +95,20 @@ class SpanModel(nn.Module):
         self.project = nn.Linear(config.n_features, hidden)
         if config.kind == "conv":
             self.blocks = nn.ModuleList(
-                _ConvBlock(hidden, kernel=config.kernel, dilation=2**i)
+                _ConvBlock(hidden, kernel=config.kernel, dilation=2**i, causal=config.causal)
                 for i in range(config.n_layers)
             )
             width = hidden
         elif config.kind == "gru":
+            bidirectional = not config.causal
             self.gru = nn.GRU(
-                hidden, hidden, num_layers=config.n_layers, batch_first=True, bidirectional=True
+                hidden,
+                hidden,
+                num_layers=config.n_layers,
+                batch_first=True,
+                bidirectional=bidirectional,
             )
-            width = 2 * hidden
+            width = 2 * hidden if bidirectional else hidden
         else:
             raise ValueError(f"unknown encoder kind {config.kind!r}")
         self.width = width

@@ -391,6 +391,7 @@ def fit(
         n_layers=encoder.n_layers,
         kernel=encoder.kernel,
         dropout=encoder.dropout,
+        causal=encoder.causal,
     )
     model = build_model(model_config, seed=seed)
     model.set_standardisation(*feature_standardisation(train_split.features))
