@@ -40,11 +40,11 @@ STAGES = {
     "train_concepts": "Train every concept lens as one batched program, graduated adaptively.",
     "evaluate_concepts": "Score the concept lenses on test: F1, AUROC, ECE, sibling rank, tiers.",
     "lens_pack": "Write every concept lens into one safetensors file plus a manifest.",
+    "quality_samples": "Sample concepts per variety quadrant; the subject model writes about them.",
+    "data_quality": "Grade and judge the generations; activation agreement; F1 ceiling per quadrant.",
     "windows": "Read price bars; rule-label expansion spans; cut windows; time splits with purge.",
     "train_spans": "Train the multi-task span model on the windows (under accelerate launch).",
     "evaluate_spans": "Score the span models on test: span F1 at IoU, pointers, AUROC, baselines.",
-    "quality_samples": "Sample concepts per variety quadrant; the subject model writes about them.",
-    "data_quality": "Grade and judge the generations; activation agreement; F1 ceiling per quadrant.",
     "report": "Draw every branch's metrics into one self-contained reports/index.html.",
 }
 

@@ -714,10 +714,12 @@ class WindowsParams:
                 row="windows",
                 rule="range",
             )
-        needed = self.label.horizon + self.label.smoothing - 1
+        # Bar t's label reads returns up to t + horizon, and whether t sits in a run of
+        # min_length bars reads the ratio up to t + min_length - 1 (smoothing looks back only).
+        needed = self.label.horizon + self.label.min_length - 1
         if self.split.purge < needed:
             raise ParamsError(
-                f"windows.split.purge {self.split.purge} < label horizon + smoothing - 1 = "
+                f"windows.split.purge {self.split.purge} < label horizon + min_length - 1 = "
                 f"{needed}: a label at the end of one split would read bars of the next",
                 row="windows.split.purge",
                 rule="purge gap covers the label look-ahead",

@@ -177,6 +177,7 @@ REPORT_HTML = REPORTS_DIR / "index.html"
 
 
 # Span model (research note 004 on real price bars).
+SPAN_USER_BARS_DIR = Path("data/raw/bars")  # your own bar CSVs (windows.instruments paths)
 SPANS_DATA_DIR = Path("data/spans")
 SPAN_WINDOWS = SPANS_DATA_DIR / "windows.safetensors"  # features, labels per window
 SPAN_WINDOW_INDEX = SPANS_DATA_DIR / "windows.csv"  # one row per window: instrument, split, times
