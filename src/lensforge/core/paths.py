@@ -194,8 +194,10 @@ TRAIN_SPANS_LIVE_DIR = Path("metrics/train_spans")  # per seed, dvclive-format c
 
 EVALUATE_SPANS_METRICS = METRICS_DIR / "evaluate_spans.json"
 EVALUATE_SPANS_PLOTS_DIR = Path("metrics/evaluate_spans")
-EVALUATE_SPANS_WINDOWS_PLOT = EVALUATE_SPANS_PLOTS_DIR / "windows.csv"  # bar, true, predicted
-EVALUATE_SPANS_LOSS_SHARE_PLOT = EVALUATE_SPANS_PLOTS_DIR / "loss_share.csv"  # epoch, task, share
+EVALUATE_SPANS_WINDOWS_DIR = EVALUATE_SPANS_PLOTS_DIR / "windows"  # one plot per test window
+EVALUATE_SPANS_LOSS_SHARE_PLOT = (
+    EVALUATE_SPANS_PLOTS_DIR / "loss_share.csv"
+)  # epoch, a share per task
 
 
 def span_model_dir(root: Path, seed: int) -> Path:

@@ -31,8 +31,7 @@ from torch import nn
 from lensforge.core import artifacts, paths
 from lensforge.core.errors import ArtifactError
 
-N_CLASSES = 3
-CLASS_NAMES = ("none", "start", "inside")
+N_CLASSES = 3  # window classes: none, start, inside (spans.windows.CLASSES)
 CARD_FORMAT = 1
 
 

@@ -39,8 +39,6 @@ from lensforge.spans.model import SpanModel, SpanModelConfig, build_model, scale
 
 log = logging.getLogger(__name__)
 
-WINDOW_TENSORS = ("features", "membership", "countdown", "window_class", "start", "end")
-
 
 @dataclasses.dataclass(frozen=True)
 class SpanSplit:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lensforge.core.errors import DataError, ParamsError
+from lensforge.core.errors import ArtifactError, DataError, ParamsError
 from lensforge.core.params import WindowsParams
 from lensforge.spans import features, labels, sources
 
@@ -360,3 +361,43 @@ def describe(
         "split": dataclasses.asdict(params.split),
         "classes": list(CLASSES),
     }
+
+
+WINDOW_TENSORS = ("features", "membership", "countdown", "window_class", "start", "end")
+
+
+def read_windows(path: Path) -> dict[str, np.ndarray]:
+    """The window tensors (numpy) the span stages read; ``ArtifactError`` when missing."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(
+            "span windows missing: run `dvc repro windows`", path=path, rule="file exists"
+        )
+    tensors = load_file(str(path))
+    missing = [name for name in WINDOW_TENSORS if name not in tensors]
+    if missing:
+        raise ArtifactError(
+            f"span windows lack tensors {missing}", path=path, rule="windows stage output"
+        )
+    return {name: tensors[name] for name in WINDOW_TENSORS}
+
+
+def read_index(path: Path, *, n_windows: int) -> pd.DataFrame:
+    """``windows.csv``; ``ArtifactError`` unless it has one row per window tensor row, in order."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(
+            "span window index missing: run `dvc repro windows`", path=path, rule="file exists"
+        )
+    index = pd.read_csv(path)
+    missing = [c for c in ("window_id", "instrument", "split", "first_bar") if c not in index]
+    if missing or not np.array_equal(index.get("window_id"), np.arange(n_windows)):
+        raise ArtifactError(
+            f"span window index does not list window ids 0..{n_windows - 1} in order "
+            f"(missing columns {missing})",
+            path=path,
+            rule="one index row per window tensor row",
+        )
+    return index

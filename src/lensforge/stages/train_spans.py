@@ -12,7 +12,6 @@ and last epoch, the loss share of each task at the best epoch, raw and weighted)
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,31 +19,24 @@ from pathlib import Path
 import pandas as pd
 
 from lensforge.core import artifacts, curves, metrics, paths, runtime
-from lensforge.core.errors import ArtifactError
 from lensforge.core.params import Params
 from lensforge.spans import model as span_model
 from lensforge.spans import training
+from lensforge.spans import windows as span_windows
 
 log = logging.getLogger(__name__)
 
 
 def read_windows(root: Path) -> tuple[dict, pd.DataFrame, dict, str]:
     """The window tensors (numpy), the window index, features.json and the tensors' sha256."""
-    from safetensors.numpy import load_file
-
     tensors_path = paths.under(root, paths.SPAN_WINDOWS)
-    index_path = paths.under(root, paths.SPAN_WINDOW_INDEX)
-    features_path = paths.under(root, paths.SPAN_FEATURES)
-    for path in (tensors_path, index_path, features_path):
-        if not path.is_file():
-            raise ArtifactError("windows missing: run `dvc repro windows`", path=path)
-    windows = load_file(str(tensors_path))
-    index = pd.read_csv(index_path, dtype={"split": str, "instrument": str})
-    if len(index) != len(windows["features"]):
-        raise ArtifactError(
-            f"{len(index)} index rows for {len(windows['features'])} windows", path=index_path
-        )
-    features = json.loads(features_path.read_text(encoding="utf-8"))
+    windows = span_windows.read_windows(tensors_path)
+    index = span_windows.read_index(
+        paths.under(root, paths.SPAN_WINDOW_INDEX), n_windows=len(windows["features"])
+    )
+    features = artifacts.read_json(
+        paths.under(root, paths.SPAN_FEATURES), what="span features (windows stage)"
+    )
     return windows, index, features, artifacts.file_sha256(tensors_path)
 
 
