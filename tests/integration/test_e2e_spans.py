@@ -57,19 +57,27 @@ def test_repro_runs_the_branch_and_writes_its_metrics_and_plots(repo):
     assert sorted(train["runs"]) == ["seed_0", "seed_1"]
     assert 0.0 <= train["runs"]["seed_0"]["loss_share"]["countdown"] <= 1.0
     evaluate = json.loads((repo / "metrics/evaluate_spans.json").read_text())
-    assert sorted(evaluate["seeds"]) == ["seed_0", "seed_1"]
-    assert 0.0 <= evaluate["seeds"]["seed_0"]["test"]["span_f1"] <= 1.0
+    assert evaluate["seeds"] == [0, 1] and sorted(evaluate["runs"]) == ["seed_0", "seed_1"]
+    assert 0.0 <= evaluate["runs"]["seed_0"]["test"]["span_f1"] <= 1.0
+    assert evaluate["test"]["span_f1_std"] is not None  # two seeds: a spread
     assert (repo / "models/spans/seed_1/model.safetensors").is_file()
-    shown = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)
-    plotted = json.dumps(shown)
-    for plot in ("evaluate_spans/windows.csv", "evaluate_spans/loss_share.csv", "train_spans"):
-        assert plot in plotted, plot
+    targets = ["span_test_windows", "span_loss_share", "metrics/train_spans"]
+    shown = json.loads(run(["dvc", "plots", "show", "--json", *targets], repo).stdout)
+    assert not shown.get("errors"), shown.get("errors")  # only this branch's plots were made
+    for plot in targets:
+        assert (
+            shown["data"][plot]
+            if plot in shown["data"]
+            else any(key.startswith(plot) for key in shown["data"])
+        ), plot
     again = run(["dvc", "repro", "evaluate_spans"], repo)
     assert ran_stages(again.stdout) == []
 
 
 def test_a_countdown_scale_trial_reruns_training_only_and_diffs_the_metrics(repo):
-    out = run(["dvc", "exp", "run", "-S", "train_spans.countdown_scale=unit"], repo)
+    out = run(
+        ["dvc", "exp", "run", "evaluate_spans", "-S", "train_spans.countdown_scale=unit"], repo
+    )
     assert ran_stages(out.stdout) == ["train_spans", "evaluate_spans"]
     diff = run(["dvc", "metrics", "diff", "--json"], repo)
     changed = json.loads(diff.stdout)

@@ -80,6 +80,8 @@ def tiny_params(project_root: Path, *, model_dir: Path, encoder_dir: Path) -> di
     raw["quality_samples"]["max_new_tokens"] = 6
     raw["data_quality"].update({"n_bootstrap": 200})
     raw["data_quality"]["judge"]["calibration_concepts"] = 100
+    raw["train_spans"].update({"max_epochs": 2, "patience": 2})
+    raw["train_spans"]["encoder"].update({"hidden": 8, "n_layers": 2})
     return tiny_adjudication_params(raw, encoder_dir)
 
 
@@ -139,7 +141,7 @@ def test_the_chain_covers_every_stage_that_has_outputs(project_root):
         "prompts", "subject_model", "activations", "balance", "train", "evaluate", "layer_sweep",
         "import_adjudications", "adjudicate", "finetune",
         "concept_prompts", "concept_activations", "train_concepts", "lens_pack",
-        "quality_samples", "data_quality", "report",
+        "quality_samples", "data_quality", "windows", "train_spans", "evaluate_spans", "report",
     ]  # fmt: skip
 
 

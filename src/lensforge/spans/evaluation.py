@@ -302,25 +302,29 @@ def windows_plot_frame(
     n: int,
     threshold: float,
 ) -> pd.DataFrame:
-    """Plot rows of the chosen test windows: window id, bar, true 0/1, probability, predicted
-    0/1. ``test_probs`` are one model's span probabilities on the test windows (id order)."""
+    """Plot rows of the chosen test windows, drawn end to end: window id, ``position`` (bars
+    numbered across the drawn windows: the plot's x), bar in its window, ``in_span`` 0/1 (the
+    rule's label), probability, predicted 0/1. ``test_probs`` are one model's span probabilities
+    on the test windows (id order)."""
     test_rows = split_rows(index, "test")
     position = {int(row): i for i, row in enumerate(test_rows)}
-    frames = []
+    frames, offset = [], 0
     for row in plot_window_rows(index, windows, n=n):
         probs = test_probs[position[int(row)]]
         frames.append(
             pd.DataFrame(
                 {
                     "window": int(row),
+                    "position": offset + np.arange(len(probs)),
                     "bar": np.arange(len(probs)),
-                    "true": windows["membership"][row].astype(np.int64),
+                    "in_span": windows["membership"][row].astype(np.int64),
                     "predicted_probability": probs.astype(np.float64),
                     "predicted": (probs >= threshold).astype(np.int64),
                 }
             )
         )
-    columns = ["window", "bar", "true", "predicted_probability", "predicted"]
+        offset += len(probs)
+    columns = ["window", "position", "bar", "in_span", "predicted_probability", "predicted"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 

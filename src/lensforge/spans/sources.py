@@ -41,12 +41,9 @@ BAR_COLUMNS = ["time", "open", "high", "low", "close", "volume"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 TIME_ALIASES = ("time", "date")
 
-ARCH_WHEEL = (
-    paths.ARCHIVES_DIR
-    / "arch-8.0.0-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.manylinux_2_28_x86_64.whl"
-)
+ARCH_WHEEL = paths.ARCH_WHEEL
 ARCH_SHA256 = "975ec3bdf7926335742ac362251fafe32b448b8f194dead062f22a00beef772d"
-BACKTESTING_WHEEL = paths.ARCHIVES_DIR / "backtesting-0.6.6-py3-none-any.whl"
+BACKTESTING_WHEEL = paths.BACKTESTING_WHEEL
 BACKTESTING_SHA256 = "d2fc29ab6e10fbf44b05570720cef144d6d0d2ec8e183977114f2be9c5089b78"
 
 

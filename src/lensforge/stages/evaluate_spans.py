@@ -73,9 +73,7 @@ def run(params: Params, *, root: Path) -> None:
     curves = evaluation.read_loss_curves(
         paths.train_spans_live_dir(root, first.seed), tasks=first.card["tasks"]
     )
-    with artifacts.atomic_dir(paths.under(root, paths.EVALUATE_SPANS_WINDOWS_DIR)) as plot_dir:
-        for window, frame in windows_frame.groupby("window", sort=True):
-            artifacts.write_csv(plot_dir / f"window_{window}.csv", frame)
+    artifacts.write_csv(paths.under(root, paths.EVALUATE_SPANS_WINDOWS_PLOT), windows_frame)
     artifacts.write_csv(
         paths.under(root, paths.EVALUATE_SPANS_LOSS_SHARE_PLOT),
         evaluation.loss_share_frame(curves),
