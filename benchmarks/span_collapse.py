@@ -14,8 +14,8 @@ Trials (each with ``train_spans.seeds=[0,1,2]`` on top of ``--base``):
 - ``span-only``: the membership head alone (the note's option 3).
 
 Printed per trial (test split; mean ± sample std over the 3 seeds): span F1 / precision / recall
-at IoU 0.5 (threshold chosen on validation), per-bar AUROC, in-span minus out-of-span mean
-probability, the countdown's share of the weighted loss and of the raw losses at the best epoch,
+at IoU 0.5 (threshold chosen on validation), per-bar AUROC, mean membership probability on
+in-span and on out-of-span bars, the countdown's share of the weighted loss and of the raw losses at the best epoch,
 and how many seeds the collapse diagnostic fired on.
 """
 
@@ -69,16 +69,19 @@ def _shares(train: dict, key: str) -> list[float]:
 
 
 def row(name: str, train: dict, evaluate: dict) -> list[str]:
-    per_seed = list(evaluate["seeds"].values())
+    per_seed = list(evaluate["runs"].values())
     test = [seed["test"] for seed in per_seed]
-    collapsed = sum(1 for seed in per_seed if seed["diagnostics"]["collapse"])
+    collapsed = sum(
+        any(m.startswith("probability collapse") for m in seed["diagnostics"]) for seed in per_seed
+    )
     return [
         name.removeprefix(PREFIX),
         _spread([t["span_f1"] for t in test]),
         _spread([t["span_precision"] for t in test]),
         _spread([t["span_recall"] for t in test]),
         _spread([t["bar_auroc"] for t in test]),
-        _spread([t["separation"] for t in test]),
+        _spread([t["p_in"] for t in test]),
+        _spread([t["p_out"] for t in test]),
         _spread(_shares(train, "loss_share")),
         _spread(_shares(train, "raw_loss_share")),
         f"{collapsed}/{len(per_seed)}",
@@ -92,7 +95,8 @@ def table(names: list[str], found: dict[str, dict], status: dict[str, str]) -> l
         "precision",
         "recall",
         "bar AUROC",
-        "separation",
+        "p in span",
+        "p out of span",
         "countdown share (weighted)",
         "countdown share (raw)",
         "collapse",
@@ -103,7 +107,7 @@ def table(names: list[str], found: dict[str, dict], status: dict[str, str]) -> l
         evaluate = metrics_of(found.get(name), EVALUATE_METRICS)
         if status.get(name) != "Success" or not train or not evaluate:
             reason = failure_reason(name) if status.get(name) == "Failed" else "not run"
-            lines.append(f"| {name.removeprefix(PREFIX)} | {reason} |" + " |" * 7)
+            lines.append(f"| {name.removeprefix(PREFIX)} | {reason} |" + " |" * 8)
             continue
         lines.append("| " + " | ".join(row(name, train, evaluate)) + " |")
     return lines

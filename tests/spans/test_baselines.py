@@ -95,3 +95,16 @@ def test_baselines_refuse_missing_validation_and_single_class_train():
         baselines.logistic(
             features, membership, thresholds=THRESHOLDS, c=1.0, iou=0.5, train_keys=None
         )
+
+
+def test_forward_volatility_reads_the_next_bars_of_the_window_only():
+    returns = np.array([[0.0, 1.0, -1.0, 3.0, 5.0]])
+    got = baselines.forward_volatility(returns, horizon=2)
+    expected = [
+        np.std([1.0, -1.0]),  # bars 1, 2
+        np.std([-1.0, 3.0]),  # bars 2, 3
+        np.std([3.0, 5.0]),  # bars 3, 4
+        0.0,  # one bar left: no spread
+        0.0,  # none left
+    ]
+    np.testing.assert_allclose(got[0], expected)

@@ -22,7 +22,7 @@ from lensforge.stages import evaluate_spans
 from tests.helpers.span_windows import synthetic_windows
 
 LENGTH = 16
-FEATURES = ["back_vol_ratio", "return", "range"]
+FEATURES = ["back_vol_ratio", "return_z", "range"]
 TASKS = ["class", "pointers", "span", "countdown"]
 SPLITS = ["train", "validation", "test", "holdout"]
 SEEDS = (0, 1)
@@ -55,7 +55,12 @@ def _write_windows(root: Path) -> None:
     artifacts.write_csv(root / paths.SPAN_WINDOW_INDEX, index)
     artifacts.write_json(
         root / paths.SPAN_FEATURES,
-        {"features": FEATURES, "label": {}, "instruments": {}, "baseline_feature": FEATURES[0]},
+        {
+            "features": FEATURES,
+            "label": {"horizon": 3},
+            "instruments": {},
+            "baseline_feature": FEATURES[0],
+        },
     )
 
 

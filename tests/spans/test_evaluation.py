@@ -248,10 +248,16 @@ def test_bar_keys_give_the_same_id_to_the_same_bar_of_overlapping_windows():
 
 def test_baselines_run_on_the_model_windows():
     windows, index = _windows()
-    report = evaluation.baseline_report(windows, index, feature_index=0, config=_config())
-    assert set(report) == {"volatility_rule", "logistic"}
+    # feature 1 as the return: its spread over the next 3 bars leads into the planted spans
+    windows["features"][..., 1] *= 1 + 3 * windows["membership"]
+    report = evaluation.baseline_report(
+        windows, index, feature_index=0, return_index=1, horizon=3, config=_config()
+    )
+    assert set(report) == {"volatility_rule", "window_rule", "logistic"}
     for baseline in report.values():
         assert {"test", "holdout"} <= set(baseline)
-        assert baseline["test"]["span_f1"] > 0.9
+    for name in ("volatility_rule", "logistic"):
+        assert report[name]["test"]["span_f1"] > 0.9
+    assert report["window_rule"]["test"]["bar_auroc"] > 0.6  # it reads the bars ahead
     # train windows start every 5 bars of one instrument: 39 * 5 + 16 distinct bars, each fitted once
     assert report["logistic"]["n_train_bars"] == 39 * 5 + LENGTH

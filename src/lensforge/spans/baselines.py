@@ -5,6 +5,11 @@
   threshold. The grid is the feature's quantiles on the train windows' bars at
   ``RULE_QUANTILES`` (the feature's scale is whatever the windows stage wrote, so the grid follows
   the data); the threshold is chosen on validation span F1.
+- ``window_rule``: the same threshold rule on what a model that reads the whole window can see:
+  the standard deviation of the scaled return feature over the next ``horizon`` bars *inside the
+  window* (fewer at its end; 0 where fewer than two are left). It reads bars after t, as the
+  label does, so it is the yardstick of a non-causal model (``train_spans.encoder.causal:
+  false``), never of a forecast.
 - ``logistic``: scikit-learn logistic regression (``C`` from params, balanced class weights) per
   bar on that bar's features and those of the ``N_LAGS`` bars before it in the window (the first
   bar stands in for bars before the window: still the past), standardised on train. Fitted on the
@@ -60,6 +65,18 @@ def volatility_rule(
             for name in scored
         },
     }
+
+
+def forward_volatility(returns: np.ndarray, *, horizon: int) -> np.ndarray:
+    """(n, L) per-bar returns -> (n, L): std (ddof 0) of the returns at bars t+1 .. t+horizon of
+    the same window (fewer near its end), 0 where fewer than two bars follow."""
+    returns = np.asarray(returns, dtype=np.float64)
+    length = returns.shape[1]
+    out = np.zeros(returns.shape)
+    for t in range(length - 2):
+        ahead = returns[:, t + 1 : min(length, t + 1 + horizon)]  # (n, <= horizon)
+        out[:, t] = ahead.std(axis=1)
+    return out
 
 
 def lagged_bar_features(features: np.ndarray, *, n_lags: int) -> np.ndarray:

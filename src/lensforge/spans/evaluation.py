@@ -39,13 +39,17 @@ SCORED_SPLITS = ("test", "holdout")  # scored once, at the threshold chosen on v
 MEMBERSHIP_CLASSES = ("out of span", "in span")  # collapse diagnostic's two columns [1 - p, p]
 
 
-def baseline_feature_index(features: Mapping) -> int:
-    """Column of ``features.json``'s ``baseline_feature`` in the feature tensor."""
+RETURN_FEATURE = "return_z"  # the scaled log return: what the in-window forward rule reads
+
+
+def baseline_feature_index(features: Mapping, name: str | None = None) -> int:
+    """Column of feature ``name`` (default: ``features.json``'s ``baseline_feature``) in the
+    feature tensor; ``ArtifactError`` when the windows have no such feature."""
     names = list(features.get("features", []))
-    name = features.get("baseline_feature")
+    name = features.get("baseline_feature") if name is None else name
     if name not in names:
         raise ArtifactError(
-            f"baseline_feature {name!r} is not one of the window features {names}",
+            f"baseline feature {name!r} is not one of the window features {names}",
             rule="baseline feature is a window feature",
         )
     return names.index(name)
@@ -258,10 +262,14 @@ def baseline_report(
     index: pd.DataFrame,
     *,
     feature_index: int,
+    return_index: int,
+    horizon: int,
     config: EvaluateSpansParams,
 ) -> dict:
-    """Both baselines (``spans.baselines``) fitted / chosen on train and validation windows and
-    scored on the test (and holdout) windows the models are scored on."""
+    """The baselines (``spans.baselines``) fitted / chosen on train and validation windows and
+    scored on the test (and holdout) windows the models are scored on: the past-only volatility
+    rule (feature ``feature_index``), the in-window forward rule (the return feature
+    ``return_index`` over the next ``horizon`` bars) and the logistic regression."""
     names = ["train", "validation", *SCORED_SPLITS]
     rows = {name: split_rows(index, name) for name in names}
     rows = {name: r for name, r in rows.items() if len(r)}
@@ -278,7 +286,15 @@ def baseline_report(
         iou=config.iou,
         train_keys=bar_keys(index, rows["train"], length=windows["membership"].shape[1]),
     )
-    return {"volatility_rule": rule, "logistic": logistic}
+    window_rule = baselines.volatility_rule(
+        {
+            name: baselines.forward_volatility(f[..., return_index], horizon=horizon)
+            for name, f in features.items()
+        },
+        membership,
+        iou=config.iou,
+    )
+    return {"volatility_rule": rule, "window_rule": window_rule, "logistic": logistic}
 
 
 def plot_window_rows(index: pd.DataFrame, windows: Mapping[str, np.ndarray], *, n: int):

@@ -51,7 +51,12 @@ def run(params: Params, *, root: Path) -> None:
 
     first = models[0]
     baselines = evaluation.baseline_report(
-        windows, index, feature_index=evaluation.baseline_feature_index(features), config=config
+        windows,
+        index,
+        feature_index=evaluation.baseline_feature_index(features),
+        return_index=evaluation.baseline_feature_index(features, evaluation.RETURN_FEATURE),
+        horizon=int(features["label"]["horizon"]),
+        config=config,
     )
     diagnostics = [f"{seed}: {m}" for seed, run in runs.items() for m in run["diagnostics"]]
     report = {
@@ -84,11 +89,12 @@ def run(params: Params, *, root: Path) -> None:
     test = report["test"]
     log.info(
         "test span F1 over %d seed(s): %.3f (sample std %s); separation %s; volatility rule %.3f, "
-        "logistic %.3f",
+        "in-window rule %.3f, logistic %.3f",
         len(runs),
         test["span_f1"],
         test["span_f1_std"],
         test["separation"],
         baselines["volatility_rule"]["test"]["span_f1"],
+        baselines["window_rule"]["test"]["span_f1"],
         baselines["logistic"]["test"]["span_f1"],
     )
