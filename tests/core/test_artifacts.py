@@ -52,6 +52,11 @@ def test_a_failure_inside_atomic_path_with_no_old_file_leaves_nothing(tmp_path):
     assert names(tmp_path) == ["sub"]  # the parent folder may stay, empty
 
 
+def test_safetensors_files_get_the_umask_permissions_too(tmp_path):
+    artifacts.write_safetensors(tmp_path / "w.safetensors", {"w": torch.zeros(2)})
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o666 & ~artifacts._UMASK
+
+
 def test_atomic_path_files_get_the_umask_permissions_not_mkstemps_0600(tmp_path):
     artifacts.write_text(tmp_path / "a.txt", "x")
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~artifacts._UMASK

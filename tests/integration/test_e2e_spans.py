@@ -61,7 +61,7 @@ def test_repro_runs_the_branch_and_writes_its_metrics_and_plots(repo):
     assert 0.0 <= evaluate["runs"]["seed_0"]["test"]["span_f1"] <= 1.0
     assert evaluate["test"]["span_f1_std"] is not None  # two seeds: a spread
     assert (repo / "models/spans/seed_1/model.safetensors").is_file()
-    targets = ["span_test_windows", "span_loss_share", "metrics/train_spans"]
+    targets = ["span_test_windows", "span_loss_share", "metrics/spans/train"]
     shown = json.loads(run(["dvc", "plots", "show", "--json", *targets], repo).stdout)
     assert not shown.get("errors"), shown.get("errors")  # only this branch's plots were made
     for plot in targets:

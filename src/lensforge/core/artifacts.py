@@ -39,9 +39,11 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; a shared team cache needs the umask
     try:
         yield tmp_path
+        # mkstemp makes 0600 (and a writer that recreates the file, as safetensors does, may
+        # too); a shared team cache needs the umask's permissions: set them on what was written
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)

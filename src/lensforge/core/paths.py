@@ -194,10 +194,12 @@ SPAN_MODELS_DIR = Path("models/spans")
 SPAN_WEIGHTS_NAME = "model.safetensors"
 SPAN_CARD_NAME = "card.json"
 TRAIN_SPANS_METRICS = METRICS_DIR / "train_spans.json"
-TRAIN_SPANS_LIVE_DIR = Path("metrics/train_spans")  # per seed, dvclive-format curves
+# Span plots live under metrics/spans/: `dvc plots show metrics/train` matches paths by prefix,
+# so a folder named metrics/train_spans would be caught by the lens curves target.
+TRAIN_SPANS_LIVE_DIR = Path("metrics/spans/train")  # per seed, dvclive-format curves
 
 EVALUATE_SPANS_METRICS = METRICS_DIR / "evaluate_spans.json"
-EVALUATE_SPANS_PLOTS_DIR = Path("metrics/evaluate_spans")
+EVALUATE_SPANS_PLOTS_DIR = Path("metrics/spans/evaluate")
 EVALUATE_SPANS_WINDOWS_PLOT = (
     EVALUATE_SPANS_PLOTS_DIR / "windows.csv"
 )  # drawn test windows, end to end

@@ -4,7 +4,7 @@ One model per seed of ``train_spans.seeds`` (init, dropout, batch order), traine
 windows and early-stopped on validation span F1 (``spans.training``; any number of processes
 gives the result of one). Only the main process writes: per seed a model folder (safetensors +
 card) under ``models/spans/seed_<seed>`` and its per-epoch curves under
-``metrics/train_spans/seed_<seed>`` (every loss component raw and weighted, task weights, gradient
+``metrics/spans/train/seed_<seed>`` (every loss component raw and weighted, task weights, gradient
 norm, in-span and out-of-span probability), then ``metrics/train_spans.json`` last (per seed: best
 and last epoch, the loss share of each task at the best epoch, raw and weighted).
 """
