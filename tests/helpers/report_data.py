@@ -160,11 +160,32 @@ def write_data_quality(root: Path) -> None:
     _write_csv(paths.under(root, paths.DATA_QUALITY_GAP_VS_F1), gap)
 
 
+def write_span_inputs(root: Path) -> None:
+    scores = {"span_f1": 0.7, "span_precision": 0.6, "span_recall": 0.8, "bar_auroc": 0.9}
+    evaluate = {
+        "test": scores | {"span_f1_std": 0.05},
+        "baselines": {
+            name: {"test": {k: v / 2 for k, v in scores.items()}}
+            for name in ("volatility_rule", "window_rule", "logistic")
+        },
+    }
+    _write_json(paths.under(root, paths.EVALUATE_SPANS_METRICS), evaluate)
+    shares = pd.DataFrame(
+        {"epoch": [1, 2], "class": [0.1, 0.2], "pointers": [0.2, 0.2], "span": [0.1, 0.2]}
+    ).assign(countdown=[0.6, 0.4])
+    _write_csv(paths.under(root, paths.EVALUATE_SPANS_LOSS_SHARE_PLOT), shares)
+    windows = pd.DataFrame({"position": range(6), "in_span": [0, 1, 1, 0, 0, 1]}).assign(
+        predicted_probability=[0.1, 0.8, 0.7, 0.2, 0.1, 0.6]
+    )
+    _write_csv(paths.under(root, paths.EVALUATE_SPANS_WINDOWS_PLOT), windows)
+
+
 def write_report_inputs(root: Path, *, layer_sweep: bool = True, data_quality: bool = True) -> Path:
     """Every file the report reads under ``root``; the optional ones on request. Returns root."""
     write_simplex_inputs(root)
     write_adjudication_inputs(root)
     write_concept_inputs(root)
+    write_span_inputs(root)
     if layer_sweep:
         write_layer_sweep(root)
     if data_quality:
@@ -180,6 +201,7 @@ def expected_figure_ids(*, layer_sweep: bool = True, data_quality: bool = True) 
     ids |= {f"fig-{kind}-{slug}" for slug in slugs for kind in ("calibration", "curves")}
     ids |= {f"fig-adjudication-confusion-{task}" for task in TASKS}
     ids |= {"fig-concept-tiers", "fig-concept-f1", "fig-concept-f1-samples"}
+    ids |= {"fig-span-loss-share", "fig-span-windows"}
     if layer_sweep:
         ids |= {f"fig-layer-sweep-{slug}" for slug in slugs}
     if data_quality:

@@ -112,7 +112,7 @@ def test_report_has_a_section_per_simplex_and_branch_with_contents_links(full_re
     page = _Page()
     page.feed(full_report)
     slugs = [paths.simplex_slug(s) for s in SIMPLEXES]
-    wanted = {"summary", "layer-sweep", "adjudications", "concepts", "data-quality"}
+    wanted = {"summary", "layer-sweep", "adjudications", "concepts", "data-quality", "spans"}
     wanted |= {f"simplex-{slug}" for slug in slugs}
     assert wanted <= page.ids
     links = {value[1:] for _, name, value in page.references if name == "href"}
@@ -228,3 +228,15 @@ def test_the_same_inputs_give_the_same_bytes(tmp_path, full_report):
     root = write_report_inputs(tmp_path)
     report_stage.run(None, root=root)
     assert paths.under(root, paths.REPORT_HTML).read_text(encoding="utf-8") == full_report
+
+
+def test_span_section_compares_the_model_with_its_three_baselines(full_report):
+    section = full_report[full_report.index('id="spans"') :]
+    for scorer in (
+        "span model",
+        "volatility rule (past bars)",
+        "forward rule (bars in the window)",
+        "logistic regression (past bars)",
+    ):
+        assert f"<td>{scorer}</td>" in section, scorer
+    assert re.search(r"<td>span model</td><td>0\.700</td>", section)

@@ -110,6 +110,18 @@ def draw_data_quality(data: dict) -> list[Section]:
     return [sections.data_quality_section(data.pop("quadrants"), **data)]
 
 
+def read_spans(root: Path) -> dict:
+    return {
+        "scores": inputs.span_scores(root),
+        "loss_share": inputs.span_loss_share(root),
+        "windows": inputs.span_windows(root),
+    }
+
+
+def draw_spans(data: dict) -> list[Section]:
+    return [sections.span_section(data.pop("scores"), **data)]
+
+
 Reader = Callable[[Path], dict]
 Drawer = Callable[[dict], list[Section]]
 
@@ -140,6 +152,7 @@ SECTIONS: tuple[tuple[str, Reader, Drawer, Hook | None], ...] = (
         draw_data_quality,
         None,
     ),
+    ("spans", read_spans, draw_spans, None),
 )
 
 

@@ -276,3 +276,44 @@ def quality_gap_vs_f1(root: Path) -> pd.DataFrame:
     path = paths.under(root, paths.DATA_QUALITY_GAP_VS_F1)
     columns = ("concept", "quadrant", "relevance_gap", "f1")
     return read_table(path, columns=columns, what="relevance gap against F1")[list(columns)]
+
+
+# ---- span model
+
+SPAN_SCORES = ("span_f1", "span_precision", "span_recall", "bar_auroc")
+SPAN_BASELINES = {
+    "volatility_rule": "volatility rule (past bars)",
+    "window_rule": "forward rule (bars in the window)",
+    "logistic": "logistic regression (past bars)",
+}
+
+
+def span_scores(root: Path) -> pd.DataFrame:
+    """From metrics/evaluate_spans.json: one row per scorer (the model, mean over seeds, then each
+    baseline) with its test span F1, precision, recall and per-bar AUROC."""
+    path = paths.under(root, paths.EVALUATE_SPANS_METRICS)
+    what = "span evaluation metrics"
+    data = read_mapping(path, what=what)
+    test = _require(data, "test", path=path, what=what)
+    rows = [
+        {"scorer": "span model"} | {k: _require(test, k, path=path, what=what) for k in SPAN_SCORES}
+    ]
+    baselines = _require(data, "baselines", path=path, what=what)
+    for key, name in SPAN_BASELINES.items():
+        scores = _require(
+            _require(baselines, key, path=path, what=what), "test", path=path, what=what
+        )
+        rows.append({"scorer": name} | {k: scores.get(k) for k in SPAN_SCORES})
+    return pd.DataFrame(rows)
+
+
+def span_loss_share(root: Path) -> pd.DataFrame:
+    columns = ("epoch", "class", "pointers", "span", "countdown")
+    path = paths.under(root, paths.EVALUATE_SPANS_LOSS_SHARE_PLOT)
+    return read_table(path, columns=columns, what="span loss shares")[list(columns)]
+
+
+def span_windows(root: Path) -> pd.DataFrame:
+    columns = ("position", "in_span", "predicted_probability")
+    path = paths.under(root, paths.EVALUATE_SPANS_WINDOWS_PLOT)
+    return read_table(path, columns=columns, what="span test windows")[list(columns)]

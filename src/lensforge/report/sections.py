@@ -278,6 +278,42 @@ def data_quality_section(
     )
 
 
+def span_section(scores: pd.DataFrame, *, loss_share: pd.DataFrame, windows: pd.DataFrame):
+    """Test scores of the span model against its baselines, the loss share per task, and a few
+    test windows with the rule's spans and the model's probability."""
+    return Section(
+        section_id="spans",
+        title="Span model",
+        intro="Expansion spans in windows of price bars (test split; the model's scores are the "
+        "mean over seeds, thresholds chosen on validation).",
+        blocks=(
+            _table(scores, caption="Test span scores"),
+            Figure(
+                figure_id="fig-span-loss-share",
+                alt="Each task's share of the weighted training loss per epoch",
+                png=figures.lines(
+                    loss_share,
+                    x="epoch",
+                    ys=["class", "pointers", "span", "countdown"],
+                    title="Loss share per task",
+                    ylabel="share of the weighted loss",
+                ),
+            ),
+            Figure(
+                figure_id="fig-span-windows",
+                alt="Test windows end to end: rule spans and the model's probability",
+                png=figures.lines(
+                    windows,
+                    x="position",
+                    ys=["in_span", "predicted_probability"],
+                    title="Test windows",
+                    ylabel="in span / probability",
+                ),
+            ),
+        ),
+    )
+
+
 def missing_input_section(section_id: str, title: str, *, path: str, producer: str) -> Section:
     """A visible placeholder for an optional section whose input is not there (yet)."""
     return Section(
