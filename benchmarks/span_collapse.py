@@ -48,13 +48,17 @@ TRIALS = {
     "raw-fixed": {
         "train_spans.countdown_scale": "raw",
         "train_spans.task_weighting.method": "fixed",
+        "train_spans.task_weighting.normalize": "false",
     },
-    "unit": {"train_spans.countdown_scale": "unit"},
+    "unit": {
+        "train_spans.countdown_scale": "unit",
+        "train_spans.task_weighting.normalize": "false",
+    },
     "unit-normalised": {
         "train_spans.countdown_scale": "unit",
         "train_spans.task_weighting.normalize": "true",
     },
-    "span-only": {"train_spans.tasks": "[span]"},
+    "span-only": {"train_spans.tasks": "[span]", "train_spans.task_weighting.normalize": "false"},
 }
 TRAIN_METRICS = "metrics/train_spans.json"
 EVALUATE_METRICS = "metrics/evaluate_spans.json"
