@@ -76,7 +76,7 @@ def test_repro_runs_the_branch_and_writes_its_metrics_and_plots(repo):
 
 def test_a_countdown_scale_trial_reruns_training_only_and_diffs_the_metrics(repo):
     out = run(
-        ["dvc", "exp", "run", "evaluate_spans", "-S", "train_spans.countdown_scale=unit"], repo
+        ["dvc", "exp", "run", "evaluate_spans", "-S", "train_spans.countdown_scale=raw"], repo
     )
     assert ran_stages(out.stdout) == ["train_spans", "evaluate_spans"]
     diff = run(["dvc", "metrics", "diff", "--json"], repo)
@@ -84,4 +84,4 @@ def test_a_countdown_scale_trial_reruns_training_only_and_diffs_the_metrics(repo
     assert "metrics/train_spans.json" in changed
     assert "metrics/evaluate_spans.json" in changed
     card = json.loads((repo / "models/spans/seed_0/card.json").read_text())
-    assert card["countdown_scale"] == "unit"
+    assert card["countdown_scale"] == "raw"
