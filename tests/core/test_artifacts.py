@@ -52,6 +52,17 @@ def test_a_failure_inside_atomic_path_with_no_old_file_leaves_nothing(tmp_path):
     assert names(tmp_path) == ["sub"]  # the parent folder may stay, empty
 
 
+def test_safetensors_metadata_is_one_key_so_the_bytes_never_change(tmp_path):
+    path = tmp_path / "w.safetensors"
+    digests = set()
+    for _ in range(10):
+        artifacts.write_safetensors(path, {"w": torch.zeros(2)}, {"lensforge": '{"a": 1}'})
+        digests.add(artifacts.file_sha256(path))
+    assert len(digests) == 1
+    with pytest.raises(ValueError, match="one key"):
+        artifacts.write_safetensors(path, {"w": torch.zeros(2)}, {"a": "1", "b": "2"})
+
+
 def test_safetensors_files_get_the_umask_permissions_too(tmp_path):
     artifacts.write_safetensors(tmp_path / "w.safetensors", {"w": torch.zeros(2)})
     assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o666 & ~artifacts._UMASK

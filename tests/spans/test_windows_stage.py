@@ -62,7 +62,9 @@ def test_tensors_have_the_spec_shapes_and_no_nan_feature(bundled):
     assert not np.isnan(tensors["countdown"][tensors["start"] >= 0]).any()
     assert 2000 < n < 4000
     with safe_open(root / paths.SPAN_WINDOWS, framework="numpy") as handle:
-        assert json.loads(handle.metadata()["features"]) == list(features.FEATURE_NAMES)
+        described = json.loads(handle.metadata()["lensforge"])
+        assert described["features"] == list(features.FEATURE_NAMES)
+        assert described["classes"] == ["none", "start", "inside"]
 
 
 def test_the_window_index_matches_the_tensors_row_for_row(bundled):

@@ -67,8 +67,16 @@ def write_csv(path: Path | str, frame: pd.DataFrame) -> None:
 
 
 def write_safetensors(path: Path | str, tensors: dict, metadata: dict[str, str] | None = None):
+    """Tensors (and at most one metadata entry) to ``path``, atomically. safetensors writes its
+    metadata from a Rust hash map: with two keys their order, and so the file's bytes, change from
+    call to call, which would give DVC a new hash for the same output. Put several values in one
+    key (e.g. a JSON object)."""
     from safetensors.torch import save_file
 
+    if metadata is not None and len(metadata) > 1:
+        raise ValueError(
+            f"safetensors metadata with {len(metadata)} keys is not byte-stable; use one key"
+        )
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 

@@ -47,10 +47,8 @@ def run(params: Params, *, root: Path) -> None:
     instruments = _read(params, root=root)
     tables, window_set, dropped = windows.build(instruments, config)
     tensors = {k: torch.from_numpy(v) for k, v in window_set.tensors().items()}
-    metadata = {
-        "features": json.dumps(list(features.FEATURE_NAMES)),
-        "classes": json.dumps(windows.CLASSES),
-    }
+    description = {"features": list(features.FEATURE_NAMES), "classes": list(windows.CLASSES)}
+    metadata = {"lensforge": json.dumps(description, sort_keys=True)}  # one key: byte-stable
     with artifacts.atomic_dir(paths.under(root, paths.SPANS_DATA_DIR)) as out_dir:
 
         def inside(path: Path) -> Path:
