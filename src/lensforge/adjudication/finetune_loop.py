@@ -151,16 +151,7 @@ def build_objective(
             "class_weights": weights,
             "task_weight": task_config.task_weight,
         }
-    weighting = config.task_weighting
-    return multitask.MultiTaskObjective(
-        tasks,
-        method=weighting.method,
-        normalize=weighting.normalize,
-        normalize_momentum=weighting.normalize_momentum,
-        log_var_min=weighting.log_var_min,
-        log_var_max=weighting.log_var_max,
-        rdrop_alpha=config.rdrop_alpha,
-    )
+    return multitask.from_weighting(tasks, config.task_weighting, rdrop_alpha=config.rdrop_alpha)
 
 
 def _require_rows(counts: np.ndarray, names: Sequence[str], *, task: str, split: str, why: str):
@@ -302,15 +293,6 @@ def _share_batch(split: EncodedSplit, rows: np.ndarray, *, accelerator, pad_id: 
     }
 
 
-def _epoch_means(sums: dict[str, torch.Tensor], n_batches: int, accelerator) -> dict[str, float]:
-    """Per loss part: mean over the epoch's global batches of its mean over processes (each
-    process's part is N x its share of the batch's value, see ``multitask``)."""
-    names = sorted(sums)
-    stacked = torch.stack([sums[n] for n in names]).float() / max(1, n_batches)  # (n_parts,)
-    reduced = accelerator.reduce(stacked.to(accelerator.device), reduction="mean")
-    return {name: float(v) for name, v in zip(names, reduced.cpu().tolist(), strict=True)}
-
-
 @dataclasses.dataclass
 class _Training:
     """What one epoch needs besides the data: the prepared module, optimizer and schedule."""
@@ -358,7 +340,10 @@ def _train_epoch(run: _Training, split: EncodedSplit, order: np.ndarray, *, epoc
         with torch.no_grad():  # keep the stored log-variances inside their clamp
             objective.log_vars.clamp_(*objective.log_var_range)
         bar.set_postfix(loss=f"{float(total.detach()):.3f}")
-    record = {f"train/{k}": v for k, v in _epoch_means(sums, len(batches), accelerator).items()}
+    record = {
+        f"train/{k}": v
+        for k, v in multitask.epoch_part_means(sums, len(batches), accelerator).items()
+    }
     record["grad_norm"] = float(np.mean(grad_norms)) if grad_norms else 0.0
     record["lr"] = float(run.scheduler.get_last_lr()[0])
     return record

@@ -359,6 +359,30 @@ class MultiTaskObjective(nn.Module):
         return self.loss_scale[i].clamp(min=1e-8)
 
 
+def from_weighting(
+    tasks: Mapping[str, Mapping[str, object]], weighting, *, rdrop_alpha: float
+) -> MultiTaskObjective:
+    """The objective over ``tasks`` with the task weighting of a ``TaskWeightingParams``."""
+    return MultiTaskObjective(
+        tasks,
+        method=weighting.method,
+        normalize=weighting.normalize,
+        normalize_momentum=weighting.normalize_momentum,
+        log_var_min=weighting.log_var_min,
+        log_var_max=weighting.log_var_max,
+        rdrop_alpha=rdrop_alpha,
+    )
+
+
+def epoch_part_means(sums: Mapping[str, torch.Tensor], n_batches: int, accelerator) -> dict:
+    """Per loss part: mean over an epoch's global batches of its mean over processes (each
+    process's part is N x its share of the batch's value, see ``MultiTaskObjective``)."""
+    names = sorted(sums)
+    stacked = torch.stack([sums[n] for n in names]).float() / max(1, n_batches)  # (n_parts,)
+    reduced = accelerator.reduce(stacked.to(accelerator.device), reduction="mean")
+    return {name: float(v) for name, v in zip(names, reduced.cpu().tolist(), strict=True)}
+
+
 _LAYER_INDEX = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
 
 

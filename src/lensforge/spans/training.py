@@ -84,16 +84,7 @@ def build_objective(config: TrainSpansParams) -> multitask.MultiTaskObjective:
         "countdown": {"kind": "huber", "delta": config.huber_delta},
     }
     tasks = {t: {**every[t], "task_weight": weights[t]} for t in config.tasks}
-    weighting = config.task_weighting
-    return multitask.MultiTaskObjective(
-        tasks,
-        method=weighting.method,
-        normalize=weighting.normalize,
-        normalize_momentum=weighting.normalize_momentum,
-        log_var_min=weighting.log_var_min,
-        log_var_max=weighting.log_var_max,
-        rdrop_alpha=0.0,
-    )
+    return multitask.from_weighting(tasks, config.task_weighting, rdrop_alpha=0.0)
 
 
 def objective_inputs(outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]):
@@ -205,13 +196,6 @@ class SpanTrainResult:
     history: list[dict[str, float]]
 
 
-def _epoch_means(sums: dict[str, torch.Tensor], n_batches: int, accelerator) -> dict[str, float]:
-    names = sorted(sums)
-    stacked = torch.stack([sums[n] for n in names]).float() / max(1, n_batches)
-    reduced = accelerator.reduce(stacked.to(accelerator.device), reduction="mean")
-    return {name: float(v) for name, v in zip(names, reduced.cpu().tolist(), strict=True)}
-
-
 def _train_epoch(module, optimizer, split: SpanSplit, *, config, accelerator, seed, epoch):
     module.train()
     unwrapped = accelerator.unwrap_model(module)
@@ -244,7 +228,10 @@ def _train_epoch(module, optimizer, split: SpanSplit, *, config, accelerator, se
         with torch.no_grad():
             unwrapped.objective.log_vars.clamp_(*unwrapped.objective.log_var_range)
         bar.set_postfix(loss=f"{float(total.detach()):.3f}")
-    record = {f"train/{k}": v for k, v in _epoch_means(sums, len(batches), accelerator).items()}
+    record = {
+        f"train/{k}": v
+        for k, v in multitask.epoch_part_means(sums, len(batches), accelerator).items()
+    }
     record["grad_norm"] = float(np.mean(grad_norms)) if grad_norms else 0.0
     return record
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lensforge.core import artifacts, paths
 from lensforge.core.errors import ArtifactError, DataError, ParamsError
 from lensforge.core.params import WindowsParams
 from lensforge.spans import features, labels, sources
@@ -401,3 +402,17 @@ def read_index(path: Path, *, n_windows: int) -> pd.DataFrame:
             rule="one index row per window tensor row",
         )
     return index
+
+
+def read_window_set(root: Path) -> tuple[dict[str, np.ndarray], pd.DataFrame, dict, str]:
+    """What the windows stage wrote under ``root``: the tensors, the index, features.json and
+    the tensors' sha256 (what a span model card records)."""
+    tensors_path = paths.under(root, paths.SPAN_WINDOWS)
+    windows = read_windows(tensors_path)
+    index = read_index(
+        paths.under(root, paths.SPAN_WINDOW_INDEX), n_windows=len(windows["features"])
+    )
+    features = artifacts.read_json(
+        paths.under(root, paths.SPAN_FEATURES), what="span features (windows stage)"
+    )
+    return windows, index, features, artifacts.file_sha256(tensors_path)

@@ -27,14 +27,8 @@ log = logging.getLogger(__name__)
 
 def run(params: Params, *, root: Path) -> None:
     config = params.evaluate_spans
+    windows, index, features, _ = span_windows.read_window_set(root)
     windows_path = paths.under(root, paths.SPAN_WINDOWS)
-    windows = span_windows.read_windows(windows_path)
-    index = span_windows.read_index(
-        paths.under(root, paths.SPAN_WINDOW_INDEX), n_windows=len(windows["membership"])
-    )
-    features = artifacts.read_json(
-        paths.under(root, paths.SPAN_FEATURES), what="span features (windows stage)"
-    )
     training_path = paths.under(root, paths.TRAIN_SPANS_METRICS)
     training = artifacts.read_json(training_path, what="span training metrics (train_spans)")
     models = load_span_models(root)

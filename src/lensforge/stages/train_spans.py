@@ -16,8 +16,6 @@ import logging
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from lensforge.core import artifacts, curves, metrics, paths, runtime
 from lensforge.core.params import Params
 from lensforge.spans import model as span_model
@@ -27,22 +25,9 @@ from lensforge.spans import windows as span_windows
 log = logging.getLogger(__name__)
 
 
-def read_windows(root: Path) -> tuple[dict, pd.DataFrame, dict, str]:
-    """The window tensors (numpy), the window index, features.json and the tensors' sha256."""
-    tensors_path = paths.under(root, paths.SPAN_WINDOWS)
-    windows = span_windows.read_windows(tensors_path)
-    index = span_windows.read_index(
-        paths.under(root, paths.SPAN_WINDOW_INDEX), n_windows=len(windows["features"])
-    )
-    features = artifacts.read_json(
-        paths.under(root, paths.SPAN_FEATURES), what="span features (windows stage)"
-    )
-    return windows, index, features, artifacts.file_sha256(tensors_path)
-
-
 def run(params: Params, *, root: Path) -> None:
     config = params.train_spans
-    windows, index, features, windows_sha256 = read_windows(root)
+    windows, index, features, windows_sha256 = span_windows.read_window_set(root)
     accelerator = runtime.make_accelerator()
     main = accelerator.is_main_process
     split_of_window = index["split"].to_numpy()
